@@ -1,0 +1,72 @@
+#include "core/platform.h"
+#include "core/crc.h"
+#include "core/rd.h"
+#include "core/wbuf.h"
+#include "test.h"
+
+TEST(crc32c_known_vector)
+{
+	/* RFC 3720 / Kafka: CRC-32C("123456789") = 0xE3069283. */
+	CHECK_EQ_INT(crc32c(0, "123456789", 9), 0xE3069283u);
+	/* Incremental computation equals one-shot. */
+	CHECK_EQ_INT(crc32c(crc32c(0, "1234", 4), "56789", 5), 0xE3069283u);
+	CHECK_EQ_INT(crc32_std(0, "123456789", 9), 0xCBF43926u);
+}
+
+TEST(varint_roundtrip)
+{
+	int64_t vals[] = { 0, 1, -1, 63, -64, 64, 300, -300, INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN };
+	struct wbuf w;
+	wbuf_init(&w, 0, 0);
+	for (size_t i = 0; i < SILT_ARRAY_LEN(vals); i++)
+		wbuf_varint(&w, vals[i]);
+	struct rd r;
+	rd_init(&r, w.p, w.len);
+	for (size_t i = 0; i < SILT_ARRAY_LEN(vals); i++)
+		CHECK_EQ_INT(rd_varlong(&r), vals[i]);
+	CHECK(!r.err);
+	CHECK_EQ_INT(rd_left(&r), 0);
+	wbuf_destroy(&w);
+}
+
+TEST(reader_fails_softly_past_end)
+{
+	uint8_t b[3] = { 0, 5, 'a' };
+	struct rd r;
+	rd_init(&r, b, sizeof(b));
+	struct slice s = rd_str(&r); /* claims 5 bytes, has 1 */
+	CHECK(r.err);
+	CHECK(s.p == NULL);
+	CHECK_EQ_INT(rd_i32(&r), 0);
+	CHECK(r.err);
+	/* An over-long varint is an error, not an infinite read. */
+	uint8_t v[11];
+	memset(v, 0xff, sizeof(v));
+	rd_init(&r, v, sizeof(v));
+	(void)rd_uvarint(&r);
+	CHECK(r.err);
+	/* Array counts over the cap or over the remaining bytes are rejected. */
+	uint8_t a[8] = { 0, 0, 0x10, 0, 1, 2, 3, 4 };
+	rd_init(&r, a, sizeof(a));
+	CHECK_EQ_INT(rd_array(&r, 1000000), 0);
+	CHECK(r.err);
+}
+
+TEST(wbuf_max_is_hard)
+{
+	struct wbuf w;
+	wbuf_init(&w, 4, 10);
+	wbuf_i64(&w, 1);
+	CHECK(!w.err);
+	wbuf_i32(&w, 2);
+	CHECK(w.err);
+	CHECK_EQ_INT(w.len, 8);
+	size_t at;
+	wbuf_reset(&w);
+	at = wbuf_i32(&w, 0);
+	wbuf_i16(&w, 7);
+	wbuf_patch_i32(&w, at, 0x01020304);
+	CHECK_EQ_INT(w.p[0], 1);
+	CHECK_EQ_INT(w.p[3], 4);
+	wbuf_destroy(&w);
+}
