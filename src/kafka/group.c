@@ -1822,10 +1822,11 @@ static void expire_offsets(void)
 	wbuf_destroy(&w);
 }
 
-void kgroup_tick(int64_t now_ms_mono)
+void kgroup_tick(int64_t now_ms_unused)
 {
+	(void)now_ms_unused;
 	pthread_mutex_lock(&g_mu);
-	int64_t now = now_ms_mono;
+	int64_t now = gnow();
 	for (uint32_t b = 0; b < G.nbuckets; b++) {
 		struct kgroup *g = G.buckets[b];
 		while (g) {

@@ -63,8 +63,9 @@ int kgroup_init(const char *data_dir);
 void kgroup_shutdown(void);
 /* Expires members and pending member ids whose session timed out, completes
  * rebalances whose deadline passed, drops offsets past retention of groups
- * without members and forgets groups left with nothing. now_ms is the
- * monotonic clock (mono_ms()). */
+ * without members and forgets groups left with nothing. The coordinator
+ * reads its own clock (mono_ms(), or the test clock) so that the handlers'
+ * and the timer's times always agree; now_ms is only the caller's hint. */
 void kgroup_tick(int64_t now_ms);
 /* Drops every group's committed offsets for a deleted topic. */
 void kgroup_topic_deleted(const char *topic);
