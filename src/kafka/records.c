@@ -106,6 +106,13 @@ static inline bool rv32(const uint8_t **pp, const uint8_t *end, int32_t *out)
 		*pp = p + 1;
 		return true;
 	}
+	/* Two bytes: record lengths and value lengths of 64..8191 bytes. */
+	if (SILT_LIKELY(end - p >= 2 && !(p[1] & 0x80))) {
+		uint32_t v = (uint32_t)(p[0] & 0x7f) | (uint32_t)p[1] << 7;
+		*out = (int32_t)((v >> 1) ^ (0u - (v & 1)));
+		*pp = p + 2;
+		return true;
+	}
 	return rv32_slow(pp, end, out);
 }
 
