@@ -58,15 +58,18 @@ static void append_set(struct kpartition *p, uint8_t *set, size_t len, struct ap
 		int64_t dup_base = -1;
 		int rc = pidstate_check(p->pids, b.producer_id, b.producer_epoch, b.base_sequence,
 					b.records_count, &dup_base);
-		if (rc == PIDSTATE_DUPLICATE && off == 0 && b.size == len) {
-			/* A retry of a batch we already have: answer with the
-			 * original offsets, append nothing. */
-			res->err = KERR_NONE;
-			res->base_offset = dup_base;
-			goto out;
+		if (rc == KERR_NONE && dup_base >= 0) {
+			if (off == 0 && b.size == len) {
+				/* A retry of a batch we already have: answer with
+				 * the original offsets, append nothing. */
+				res->err = KERR_NONE;
+				res->base_offset = dup_base;
+				goto out;
+			}
+			rc = KERR_DUPLICATE_SEQUENCE_NUMBER;
 		}
-		if (rc != PIDSTATE_OK) {
-			res->err = rc == PIDSTATE_DUPLICATE ? KERR_DUPLICATE_SEQUENCE_NUMBER : (int16_t)rc;
+		if (rc != KERR_NONE) {
+			res->err = (int16_t)rc;
 			res->base_offset = -1;
 			goto out;
 		}

@@ -404,9 +404,9 @@ int kbroker_open(const struct kbroker_conf *conf)
 	while ((de = readdir(d))) {
 		if (de->d_name[0] == '.') {
 			if (strncmp(de->d_name, ".deleted-", 9) == 0) {
-				char p2[PATH_MAX];
-				snprintf(p2, sizeof(p2), "%s/%s", path, de->d_name);
-				nftw(p2, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+				char p2[PATH_MAX + 256];
+				if (snprintf(p2, sizeof(p2), "%s/%s", path, de->d_name) < (int)sizeof(p2))
+					nftw(p2, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 			}
 			continue;
 		}
