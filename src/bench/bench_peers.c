@@ -274,6 +274,13 @@ int bench_nats_run(const struct bench_opts *o)
 		nb_fail("options", s, 0);
 		goto out;
 	}
+	/* Latency mode writes each publish at once instead of leaving it to
+	 * the library's flusher thread, as the Kafka target does with
+	 * linger.ms=0. */
+	if (o->mode == BENCH_LATENCY && (s = natsOptions_SetSendAsap(nopts, true)) != NATS_OK) {
+		nb_fail("options", s, 0);
+		goto out;
+	}
 	if ((s = natsConnection_Connect(&nc, nopts)) != NATS_OK) {
 		nb_fail("connect", s, 0);
 		goto out;
@@ -289,8 +296,9 @@ int bench_nats_run(const struct bench_opts *o)
 		nb_fail("jetstream context", s, 0);
 		goto out;
 	}
-	printf("libnats %s settings:\n  url=%s\n  subject=%s\n  publish_async_max_pending=%" PRId64 "\n",
-	       nats_GetVersion(), o->url, o->topic, o->window);
+	printf("libnats %s settings:\n  url=%s\n  subject=%s\n  publish_async_max_pending=%" PRId64
+	       "\n  send_asap=%s\n",
+	       nats_GetVersion(), o->url, o->topic, o->window, o->mode == BENCH_LATENCY ? "true" : "false");
 	if (o->mode == BENCH_CONSUME) {
 		rc = nb_consume(o, js, stream, &r);
 	} else {
