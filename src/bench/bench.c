@@ -148,8 +148,12 @@ static bool parse_int(const char *s, bool bytes, int64_t min, int64_t max, int64
 	}
 	int64_t v = 0;
 	int digits = 0;
-	for (; *s >= '0' && *s <= '9' && digits < 19; s++, digits++)
-		v = v * 10 + (*s - '0');
+	for (; *s >= '0' && *s <= '9' && digits < 20; s++, digits++) {
+		int d = *s - '0';
+		if (v > (INT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
 	if (digits == 0 || (*s >= '0' && *s <= '9'))
 		return false;
 	int64_t mul = 1;
