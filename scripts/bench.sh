@@ -55,9 +55,9 @@ SERVER_LIFETIME=3600      # hard bound on each server process
 
 SILT=${SILT:-$ROOT/build/silt}
 BENCH_BIN=${BENCH_BIN:-$SILT}
-KAFKA_PORT=${KAFKA_PORT:-19092}
-NATS_PORT=${NATS_PORT:-14222}
-REDIS_PORT=${REDIS_PORT:-16379}
+KAFKA_PORT=${KAFKA_PORT:-29092}
+NATS_PORT=${NATS_PORT:-24222}
+REDIS_PORT=${REDIS_PORT:-26379}
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 BENCH_LOG=${BENCH_LOG:-/tmp/silt-bench-$(date -u +%Y%m%dT%H%M%SZ).log}
 
@@ -120,6 +120,15 @@ wait_port() {
 		port_busy "$1" && return 0
 		kill -0 "$2" 2>/dev/null || return 1
 		sleep 0.1
+	done
+	return 1
+}
+
+# free_port PORT: PORT, or the first of the next 50 ports nobody listens on.
+free_port() {
+	local p
+	for p in $(seq "$1" $(($1 + 50))); do
+		port_busy "$p" || { echo "$p"; return 0; }
 	done
 	return 1
 }
@@ -218,6 +227,11 @@ workloads() {
 
 : >"$BENCH_LOG"
 log "raw output in $BENCH_LOG"
+
+# Other silt instances may be running on a shared machine: move off busy ports.
+KAFKA_PORT=$(free_port "$KAFKA_PORT") || { log "no free port near $KAFKA_PORT"; exit 1; }
+NATS_PORT=$(free_port "$NATS_PORT") || { log "no free port near $NATS_PORT"; exit 1; }
+REDIS_PORT=$(free_port "$REDIS_PORT") || { log "no free port near $REDIS_PORT"; exit 1; }
 
 if want silt; then
 	mkdir -p "$TMP/silt-data"
