@@ -13,9 +13,11 @@
 # exit. Missing peers (the Debian packages nats-server and redis-server) are
 # installed with apt-get; nothing else is.
 #
-# Environment: SILT (server binary, default build/silt), BENCH_BIN (binary
-# providing `bench`, default $SILT), KAFKA_PORT/NATS_PORT/REDIS_PORT,
-# BENCH_LOG (raw output, default /tmp/silt-bench-<date>.log).
+# Environment: SILT (server binary, default build/silt), SILT_ARGS (extra
+# `silt server` options, e.g. "--set silt.fsync.before.ack=true"), BENCH_BIN
+# (binary providing `bench`, default $SILT), KAFKA_PORT/NATS_PORT/REDIS_PORT
+# (moved to the next free port if busy), BENCH_LOG (raw output, default
+# /tmp/silt-bench-<date>.log).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,7 +26,7 @@ ONLY=silt,nats,redis
 QUICK=0
 
 usage() {
-	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
@@ -235,7 +237,9 @@ REDIS_PORT=$(free_port "$REDIS_PORT") || { log "no free port near $REDIS_PORT"; 
 
 if want silt; then
 	mkdir -p "$TMP/silt-data"
-	if start silt "$KAFKA_PORT" "$SILT" server --data-dir "$TMP/silt-data" --kafka-addr "127.0.0.1:$KAFKA_PORT"; then
+	# shellcheck disable=SC2086 # SILT_ARGS is a list of words on purpose
+	if start silt "$KAFKA_PORT" "$SILT" server --data-dir "$TMP/silt-data" --kafka-addr "127.0.0.1:$KAFKA_PORT" \
+		${SILT_ARGS:-}; then
 		workloads silt kafka --brokers "127.0.0.1:$KAFKA_PORT" --acks 1
 		stop silt
 	fi
@@ -302,5 +306,7 @@ Clients: silt via librdkafka (linger.ms=5, batch.size 1 MB, batch.num.messages 1
 latency: linger.ms=0, acks=1); NATS via libnats js_PublishAsync (1000 in flight) and an
 ephemeral AckNone pull consumer (fetch 1000); Redis via hiredis, XADD pipelined 1000 deep
 and XREAD COUNT 1000. Latency is send-to-acknowledgement, measured from each message's
-scheduled send time. MB = 10^6 bytes. Raw output: $BENCH_LOG.
+scheduled send time. MB = 10^6 bytes. Durability as configured: silt \`server${SILT_ARGS:+ $SILT_ARGS}\`
+(default: acknowledges after the write, fsync by the flush policy, as Kafka does), NATS file
+store with its default sync, Redis \`appendfsync everysec\`. Raw output: $BENCH_LOG.
 EOF
