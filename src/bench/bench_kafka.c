@@ -305,7 +305,7 @@ static int kb_latency(const struct bench_opts *o, rd_kafka_t *rk, rd_kafka_topic
 		      struct bench_result *r)
 {
 	uint8_t *payload = bench_payload_new((size_t)o->size);
-	st->cap = o->messages;
+	st->cap = bench_lat_cap(o);
 	st->lat = xmalloc((size_t)st->cap * sizeof(int64_t));
 	st->latency = true;
 	struct kb_poller p = { .rk = rk };
