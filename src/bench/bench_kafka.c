@@ -234,13 +234,14 @@ static int kb_produce(const struct bench_opts *o, rd_kafka_t *rk, rd_kafka_topic
 	/* Messages point at one shared payload (no copy, no free): the buffer
 	 * outlives the producer's queue because we flush or purge below. */
 	for (int64_t i = 0; i < o->messages && !stop; i++) {
+		/* Bounded by the deadline; the count is a backstop. */
 		for (int tries = 0;; tries++) {
 			if (rd_kafka_produce(rkt, 0, 0, payload, (size_t)o->size, NULL, 0, NULL) == 0) {
 				sent++;
 				break;
 			}
 			rd_kafka_resp_err_t e = rd_kafka_last_error();
-			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || bench_now_ns() >= deadline) {
+			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || bench_now_ns() >= deadline || tries >= 10000000) {
 				if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 					fprintf(stderr, "silt bench: produce: %s\n", rd_kafka_err2str(e));
 					refused++;
