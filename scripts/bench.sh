@@ -211,20 +211,32 @@ okruns() {
 commas() { printf '%.0f' "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
 
 # --- workloads ---------------------------------------------------------------
-# workloads SYS TARGET-ARGS...: the four workloads, RUNS times each. Every
-# run uses a fresh topic/stream, so produce runs never append to old data
-# and each consume run reads exactly what the produce run before it wrote.
+# workloads SYS TARGET-ARGS...: the four workloads, RUNS times each. Produce
+# runs never append to older data: NATS and Redis recreate their stream at
+# each produce run (so memory and disk do not grow run after run), silt gets
+# a fresh topic per run. Each consume run reads what the produce run just
+# before it wrote. Dirty pages are written back between runs so one run's
+# writeback does not land in the next one's figures.
 workloads() {
-	local sys=$1 i t
+	local sys=$1 i sfx
 	shift
 	for i in $(seq "$RUNS"); do
-		t=bench-small-$i
-		run "$sys" p100 "$i" "$@" --topic "$t" --mode produce --messages "$N_SMALL" --size 100
-		run "$sys" c100 "$i" "$@" --topic "$t" --mode consume --messages "$N_SMALL" --size 100
-		run "$sys" p16k "$i" "$@" --topic "bench-large-$i" --mode produce --messages "$N_LARGE" --size 16384
-		run "$sys" lat "$i" "$@" --topic "bench-lat-$i" --mode latency --rate "$LAT_RATE" --size 100 \
+		sfx=""
+		[ "$sys" = silt ] && sfx=-$i
+		quiesce
+		run "$sys" lat "$i" "$@" --topic "bench-lat$sfx" --mode latency --rate "$LAT_RATE" --size 100 \
 			--messages $((LAT_RATE * LAT_S))
+		quiesce
+		run "$sys" p100 "$i" "$@" --topic "bench-small$sfx" --mode produce --messages "$N_SMALL" --size 100
+		run "$sys" c100 "$i" "$@" --topic "bench-small$sfx" --mode consume --messages "$N_SMALL" --size 100
+		quiesce
+		run "$sys" p16k "$i" "$@" --topic "bench-large$sfx" --mode produce --messages "$N_LARGE" --size 16384
 	done
+}
+
+quiesce() {
+	sync
+	sleep 1
 }
 
 : >"$BENCH_LOG"
