@@ -55,6 +55,7 @@ struct kmember {
 	int32_t assignment_len;
 	int64_t last_heard;
 	bool joined; /* rejoined during the current rebalance */
+	bool synced; /* sent SyncGroup in the current generation */
 	struct kgroup_waiter *join_w, *sync_w;
 };
 
@@ -91,6 +92,7 @@ struct kgroup {
 	bool initial_delay;   /* rebalance started from Empty: delayed join */
 	int64_t initial_end;  /* the delayed join never waits past this */
 	bool new_in_delay;    /* a member arrived during the current delay */
+	int64_t sync_deadline; /* members not synced by then are removed; 0 = none */
 	struct koffset **obuckets;
 	uint32_t nobuckets, noffsets;
 };
@@ -929,6 +931,7 @@ static void prepare_rebalance(struct kgroup *g, int64_t now)
 	}
 	for (int32_t i = 0; i < g->nmembers; i++)
 		g->members[i]->joined = false;
+	g->sync_deadline = 0;
 	g->state = KGS_PREPARING_REBALANCE;
 	log_debug(SUB, "group %s preparing rebalance (generation %d, %d members)", g->id,
 		  g->generation, g->nmembers);
@@ -1016,11 +1019,16 @@ static void complete_join(struct kgroup *g, int64_t now)
 		g->leader = g->members[0];
 	g->protocol_name = xstrdup(select_protocol(g));
 	g->state = KGS_COMPLETING_REBALANCE;
+	/* As Kafka (KAFKA-13124): a member that never syncs cannot hold the
+	 * group in CompletingRebalance, nor sit in a Stable generation without
+	 * an assignment, past the rebalance timeout. */
+	g->sync_deadline = now + SILT_MAX(max_rebalance_timeout(g), 1);
 	log_info(SUB, "group %s generation %d: %d members, protocol %s, leader %s", g->id,
 		 g->generation, g->nmembers, g->protocol_name, g->leader->id);
 	for (int32_t i = 0; i < g->nmembers; i++) {
 		struct kmember *m = g->members[i];
 		m->joined = false;
+		m->synced = false;
 		m->last_heard = now;
 		if (m->join_w) {
 			struct kgroup_waiter *w = m->join_w;
@@ -1260,6 +1268,7 @@ static int16_t sync_locked(struct slice group_id, int32_t generation, struct sli
 		return KERR_REBALANCE_IN_PROGRESS;
 	case KGS_STABLE:
 		m->last_heard = now;
+		m->synced = true;
 		w->res.assignment = b_dup(m->assignment, m->assignment_len);
 		w->res.assignment_len = m->assignment_len;
 		w->done = true;
@@ -1275,6 +1284,7 @@ static int16_t sync_locked(struct slice group_id, int32_t generation, struct sli
 				return KERR_INVALID_REQUEST;
 	}
 	m->last_heard = now;
+	m->synced = true;
 	if (m->sync_w)
 		waiter_error(m->sync_w, KERR_REBALANCE_IN_PROGRESS, NULL);
 	m->sync_w = w;
@@ -1844,6 +1854,16 @@ void kgroup_tick(int64_t now_ms_unused)
 				member_remove(g, i, now);
 			}
 			try_complete_join(g, now);
+			if (g->sync_deadline && now >= g->sync_deadline) {
+				g->sync_deadline = 0;
+				for (int32_t i = g->nmembers - 1; i >= 0; i--) {
+					if (i >= g->nmembers || g->members[i]->synced)
+						continue;
+					log_info(SUB, "group %s: removing member %s, which did not sync",
+						 g->id, g->members[i]->id);
+					member_remove(g, i, now);
+				}
+			}
 			if (g->state == KGS_EMPTY && g->nmembers == 0 && g->npending == 0 &&
 			    g->noffsets == 0) {
 				group_remove(g);

@@ -545,6 +545,38 @@ TEST(group_session_expiry_and_leave)
 	teardown();
 }
 
+/* A member that heartbeats but never syncs is removed at the rebalance
+ * timeout, so it cannot hold the group in CompletingRebalance. */
+TEST(group_member_that_never_syncs)
+{
+	setup(NULL);
+	struct call ca, cb;
+	char a[128], bid[128], asg[16];
+	join_v5(&ca, "g5", "MA", a, sizeof(a));
+	join_v5(&cb, "g5", "MB", bid, sizeof(bid));
+	tick(200);
+	tick(200);
+	REQUIRE(call_poll(&ca, false) == KH_DONE);
+	REQUIRE(call_poll(&cb, false) == KH_DONE);
+	call_end(&ca);
+	call_end(&cb);
+	struct wbuf b;
+	sync_body(&b, 3, "g5", 1, a, 0, NULL, NULL);
+	call_start(&ca, kh_sync_group, 14, 3, &b);
+	wbuf_destroy(&b);
+	CHECK_EQ_INT(parse_sync(&ca, 3, asg, sizeof(asg)), 0);
+	call_end(&ca);
+	for (int i = 0; i < 6; i++) {
+		tick(3000);
+		CHECK_EQ_INT(heartbeat(3, "g5", 1, a), 0);
+		CHECK_EQ_INT(heartbeat(3, "g5", 1, bid), 0);
+	}
+	tick(3000); /* past the 20 s rebalance timeout */
+	CHECK_EQ_INT(heartbeat(3, "g5", 1, bid), KERR_UNKNOWN_MEMBER_ID);
+	CHECK_EQ_INT(heartbeat(3, "g5", 1, a), KERR_REBALANCE_IN_PROGRESS);
+	teardown();
+}
+
 /* A cancelled (connection closed) join leaves the member to its session. */
 TEST(group_cancelled_join)
 {
