@@ -36,6 +36,9 @@
 
 #define SUB "group"
 
+/* Not in errors.h (which lists what the other APIs need). */
+enum { KERR_FENCED_INSTANCE_ID = 82 };
+
 struct kproto {
 	char *name;
 	uint8_t *meta;
@@ -1166,7 +1169,28 @@ static int16_t join_locked(const struct kgroup_join_args *a, struct kgroup_waite
 	if (!group_supports(g, a))
 		return KERR_INCONSISTENT_GROUP_PROTOCOL;
 
-	if (slen(a->member_id) == 0) {
+	int32_t mi = -1;
+	if (slen(a->member_id) == 0 && slen(a->group_instance_id) > 0) {
+		/* KIP-345 static membership: a known instance takes its old
+		 * place under a new id (fencing the old id's requests); a new
+		 * one joins without the MEMBER_ID_REQUIRED round trip. */
+		mi = member_index_by_instance(g, a->group_instance_id);
+		if (mi < 0) {
+			if (g->nmembers + g->npending >= KGROUP_MAX_MEMBERS)
+				return KERR_GROUP_MAX_SIZE_REACHED;
+			join_new_member(g, new_member_id(a->client_id), a, w, now);
+			return KERR_NONE;
+		}
+		struct kmember *old = g->members[mi];
+		if (old->join_w)
+			waiter_error(old->join_w, KERR_FENCED_INSTANCE_ID, old->id);
+		if (old->sync_w)
+			waiter_error(old->sync_w, KERR_FENCED_INSTANCE_ID, NULL);
+		char *id = new_member_id(a->client_id);
+		log_info(SUB, "group %s: static member %s rejoins as %s", g->id, old->id, id);
+		free(old->id);
+		old->id = id;
+	} else if (slen(a->member_id) == 0) {
 		if (g->nmembers + g->npending >= KGROUP_MAX_MEMBERS)
 			return KERR_GROUP_MAX_SIZE_REACHED;
 		char *id = new_member_id(a->client_id);
@@ -1183,18 +1207,18 @@ static int16_t join_locked(const struct kgroup_join_args *a, struct kgroup_waite
 		}
 		join_new_member(g, id, a, w, now);
 		return KERR_NONE;
-	}
-
-	int32_t mi = member_index(g, a->member_id);
-	if (mi < 0) {
-		int32_t pi = pending_index(g, a->member_id);
-		if (pi < 0)
-			return KERR_UNKNOWN_MEMBER_ID;
-		char *id = g->pending[pi].id;
-		g->pending[pi].id = NULL;
-		pending_remove(g, pi);
-		join_new_member(g, id, a, w, now);
-		return KERR_NONE;
+	} else {
+		mi = member_index(g, a->member_id);
+		if (mi < 0) {
+			int32_t pi = pending_index(g, a->member_id);
+			if (pi < 0)
+				return KERR_UNKNOWN_MEMBER_ID;
+			char *id = g->pending[pi].id;
+			g->pending[pi].id = NULL;
+			pending_remove(g, pi);
+			join_new_member(g, id, a, w, now);
+			return KERR_NONE;
+		}
 	}
 	struct kmember *m = g->members[mi];
 	switch (g->state) {

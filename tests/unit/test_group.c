@@ -139,6 +139,8 @@ static void w_str(struct wbuf *w, const char *s)
 	wbuf_str(w, s);
 }
 
+static const char *g_instance; /* group_instance_id for JoinGroup v5 */
+
 /* JoinGroup with one protocol "range" (metadata meta) or two when proto2. */
 static void join_body(struct wbuf *w, int v, const char *group, const char *member, const char *meta,
 		      const char *proto2)
@@ -150,7 +152,7 @@ static void join_body(struct wbuf *w, int v, const char *group, const char *memb
 		wbuf_i32(w, 20000);
 	w_str(w, member);
 	if (v >= 5)
-		w_str(w, NULL);
+		w_str(w, g_instance);
 	w_str(w, "consumer");
 	wbuf_i32(w, proto2 ? 2 : 1);
 	w_str(w, "range");
@@ -574,6 +576,63 @@ TEST(group_member_that_never_syncs)
 	tick(3000); /* past the 20 s rebalance timeout */
 	CHECK_EQ_INT(heartbeat(3, "g5", 1, bid), KERR_UNKNOWN_MEMBER_ID);
 	CHECK_EQ_INT(heartbeat(3, "g5", 1, a), KERR_REBALANCE_IN_PROGRESS);
+	teardown();
+}
+
+/* KIP-345: a restarted static member takes its old place without a
+ * rebalance; its old member id is gone. */
+TEST(group_static_member_rejoin)
+{
+	setup(NULL);
+	struct call ca, cb;
+	struct jresp ja, jb;
+	struct wbuf b;
+	char asg[16];
+	g_instance = "inst-a";
+	join_body(&b, 5, "g6", "", "MA", NULL);
+	call_start(&ca, kh_join_group, 11, 5, &b);
+	wbuf_destroy(&b);
+	CHECK_EQ_INT(ca.rc, KH_PENDING); /* no MEMBER_ID_REQUIRED round trip */
+	g_instance = "inst-b";
+	join_body(&b, 5, "g6", "", "MB", NULL);
+	call_start(&cb, kh_join_group, 11, 5, &b);
+	wbuf_destroy(&b);
+	CHECK_EQ_INT(cb.rc, KH_PENDING);
+	tick(200);
+	tick(200);
+	REQUIRE(call_poll(&ca, false) == KH_DONE);
+	REQUIRE(call_poll(&cb, false) == KH_DONE);
+	CHECK(parse_join(&ca, 5, &ja));
+	CHECK(parse_join(&cb, 5, &jb));
+	call_end(&ca);
+	call_end(&cb);
+	const char *ids[2] = { ja.member, jb.member }, *as[2] = { "A", "B" };
+	sync_body(&b, 3, "g6", 1, ja.member, 2, ids, as);
+	call_start(&ca, kh_sync_group, 14, 3, &b);
+	wbuf_destroy(&b);
+	CHECK_EQ_INT(parse_sync(&ca, 3, asg, sizeof(asg)), 0);
+	call_end(&ca);
+	/* inst-b restarts: a fresh id in the same generation, at once. */
+	join_body(&b, 5, "g6", "", "MB", NULL);
+	call_start(&cb, kh_join_group, 11, 5, &b);
+	wbuf_destroy(&b);
+	REQUIRE(cb.rc == KH_DONE);
+	struct jresp jb2;
+	CHECK(parse_join(&cb, 5, &jb2));
+	call_end(&cb);
+	CHECK_EQ_INT(jb2.err, 0);
+	CHECK_EQ_INT(jb2.gen, 1);
+	CHECK(strcmp(jb2.member, jb.member) != 0);
+	CHECK_EQ_INT(heartbeat(3, "g6", 1, jb.member), KERR_UNKNOWN_MEMBER_ID);
+	CHECK_EQ_INT(heartbeat(3, "g6", 1, jb2.member), 0);
+	sync_body(&b, 3, "g6", 1, jb2.member, 0, NULL, NULL);
+	call_start(&cb, kh_sync_group, 14, 3, &b);
+	wbuf_destroy(&b);
+	CHECK_EQ_INT(parse_sync(&cb, 3, asg, sizeof(asg)), 0);
+	CHECK(strcmp(asg, "B") == 0);
+	call_end(&cb);
+	CHECK_EQ_INT(heartbeat(3, "g6", 1, ja.member), 0);
+	g_instance = NULL;
 	teardown();
 }
 
