@@ -359,13 +359,16 @@ static void trim_view(const char **v, size_t *n)
 	}
 }
 
-int s3_auth_canonical_request(const struct s3_auth_req *req, const char *signed_headers,
-			      size_t shn, const char *skip_query_param, const char *payload_hash,
-			      size_t payload_hash_len, struct wbuf *out)
+static int canonical_request(const struct s3_auth_req *req, const char *signed_headers,
+			     size_t shn, const char *skip_query_param, const char *payload_hash,
+			     size_t payload_hash_len, bool verbatim_path, struct wbuf *out)
 {
 	wbuf_put(out, req->method, strlen(req->method));
 	wbuf_u8(out, '\n');
-	canonical_uri(out, req->path, req->path_len);
+	if (verbatim_path)
+		wbuf_put(out, req->path, req->path_len);
+	else
+		canonical_uri(out, req->path, req->path_len);
 	wbuf_u8(out, '\n');
 	int rc = canonical_query(out, req->query, req->query_len, skip_query_param);
 	if (rc < 0)
@@ -414,6 +417,27 @@ int s3_auth_canonical_request(const struct s3_auth_req *req, const char *signed_
 	wbuf_u8(out, '\n');
 	wbuf_put(out, payload_hash, payload_hash_len);
 	return out->err ? -SILT_ETOOBIG : 0;
+}
+
+int s3_auth_canonical_request(const struct s3_auth_req *req, const char *signed_headers,
+			      size_t shn, const char *skip_query_param, const char *payload_hash,
+			      size_t payload_hash_len, struct wbuf *out)
+{
+	return canonical_request(req, signed_headers, shn, skip_query_param, payload_hash,
+				 payload_hash_len, false, out);
+}
+
+/* Whether the canonical URI differs from the path as received, i.e. the
+ * client might have signed a spelling we re-encoded (lower-case escapes,
+ * raw bytes outside the unreserved set). */
+static bool path_not_canonical(const struct s3_auth_req *req)
+{
+	struct wbuf w;
+	wbuf_init(&w, req->path_len + 16, CANON_MAX);
+	canonical_uri(&w, req->path, req->path_len);
+	bool differs = w.err || w.len != req->path_len || memcmp(w.p, req->path, w.len) != 0;
+	wbuf_destroy(&w);
+	return differs;
 }
 
 /* ------------------------------------------------------------------ */
@@ -810,20 +834,33 @@ static enum s3_auth_err check_signature(struct s3_auth_ctx *ctx, const struct s3
 	cached_key(ctx, secret, (size_t)sl, h->date, res->region, res->signing_key);
 	OPENSSL_cleanse(secret, sizeof(secret));
 
-	struct wbuf canon;
-	wbuf_init(&canon, 1024, CANON_MAX);
-	int rc = s3_auth_canonical_request(req, h->signed_headers, h->signed_headers_len, skip,
-					   payload, payload_len, &canon);
+	/* S3 clients sign the path the way they sent it, and nearly all of
+	 * them send it canonically encoded, so the canonical form is tried
+	 * first; a client that signed another spelling (lower-case escapes,
+	 * raw UTF-8 or '+') gets a second try with the path verbatim. */
 	char sig[65];
-	if (rc == 0)
-		s3_auth_sign_canonical(res->signing_key, res->amz_date, res->scope, canon.p,
-				       canon.len, sig);
-	wbuf_destroy(&canon);
+	bool match = false;
+	int rc = 0;
+	for (int verbatim = 0; verbatim < 2 && !match; verbatim++) {
+		if (verbatim && !path_not_canonical(req))
+			break;
+		struct wbuf canon;
+		wbuf_init(&canon, 1024, CANON_MAX);
+		rc = canonical_request(req, h->signed_headers, h->signed_headers_len, skip, payload,
+				       payload_len, verbatim, &canon);
+		if (rc == 0)
+			s3_auth_sign_canonical(res->signing_key, res->amz_date, res->scope, canon.p,
+					       canon.len, sig);
+		wbuf_destroy(&canon);
+		if (rc < 0)
+			break;
+		match = h->signature_len == 64 && CRYPTO_memcmp(sig, h->signature, 64) == 0;
+	}
 	if (rc == -SILT_ETOOBIG)
 		return fail(res, S3_AUTH_INVALID_REQUEST, "request too large to canonicalise");
 	if (rc < 0)
 		return fail(res, S3_AUTH_SIGNATURE_MISMATCH, "a signed header is missing");
-	if (h->signature_len != 64 || CRYPTO_memcmp(sig, h->signature, 64) != 0)
+	if (!match)
 		return fail(res, S3_AUTH_SIGNATURE_MISMATCH,
 			    "The request signature we calculated does not match the signature you provided.");
 	memcpy(res->seed_sig, sig, 65);

@@ -10,7 +10,9 @@
  * The canonical request follows S3's rules (see shared/S3-NOTES.md): the
  * path is not normalised ("//" and "." stay), each byte of it is
  * URI-encoded once (an already-encoded path is decoded then re-encoded, so
- * both spellings verify, and an encoded "/" stays "%2F"); query parameters
+ * both spellings verify, and an encoded "/" stays "%2F"; if that fails, the
+ * path exactly as sent is tried, for clients that signed e.g. lower-case
+ * escapes verbatim); query parameters
  * are decoded, re-encoded canonically and sorted by name then value; header
  * values are trimmed and inner whitespace runs collapse to one space.
  *
@@ -34,7 +36,8 @@ enum s3_auth_err {
 	S3_AUTH_HEADER_MALFORMED,     /* AuthorizationHeaderMalformed 400 */
 	S3_AUTH_QUERY_MALFORMED,      /* AuthorizationQueryParametersError 400 */
 	S3_AUTH_TIME_SKEWED,          /* RequestTimeTooSkewed 403 */
-	S3_AUTH_MISSING_SECURITY_HDR, /* MissingSecurityHeader 400: no usable date */
+	S3_AUTH_MISSING_SECURITY_HDR, /* MissingSecurityHeader 400 (for the API layer; verify
+				       * reports a missing date as AccessDenied, as S3 does) */
 	S3_AUTH_INVALID_REQUEST,      /* InvalidRequest 400: SigV2, other algorithms */
 	S3_AUTH_INVALID_ARGUMENT,     /* InvalidArgument 400: bad x-amz-content-sha256 etc. */
 	S3_AUTH_CONTENT_SHA256_MISMATCH, /* XAmzContentSHA256Mismatch 400 (checked by the caller at body end) */
