@@ -623,6 +623,7 @@ static void start_request(struct http_conn *c)
 	struct http_server *s = c->srv;
 	size_t hlen = c->parser.head_len;
 	const char *old = (const char *)c->rbuf + c->rpos;
+	c->req.conn = c;
 	char *copy = http_req_alloc(&c->req, hlen);
 	memcpy(copy, old, hlen);
 	http_head_rebase(&c->req.h, old, hlen, copy);
