@@ -591,12 +591,16 @@ void http_body_consume(struct http_body *b, size_t n)
 		b->state = b->state == B_CL ? B_DONE : CK_DATA_CR;
 }
 
+/* Errors report the framing bytes before the bad byte as consumed. */
+#define FAIL(st, why) do { *skip = i; return body_fail(b, st, why); } while (0)
+
 int http_body_next(struct http_body *b, const uint8_t *in, size_t len, size_t *skip, size_t *avail)
 {
 	size_t i = 0;
 	*avail = 0;
+	*skip = 0;
 	if (b->status)
-		return *skip = 0, HTTP_PARSE_ERROR;
+		return HTTP_PARSE_ERROR;
 	while (i < len) {
 		uint8_t c = in[i];
 		switch (b->state) {
@@ -612,14 +616,14 @@ int http_body_next(struct http_body *b, const uint8_t *in, size_t len, size_t *s
 			int h = hexval(c);
 			if (h >= 0) {
 				if (++b->ndigits > HTTP_MAX_CHUNK_DIGITS || (b->left >> 59) != 0)
-					return body_fail(b, 400, "chunk size too large");
+					FAIL(400, "chunk size too large");
 				b->left = b->left << 4 | h;
 				b->line++;
 				i++;
 				break;
 			}
 			if (b->ndigits == 0 || (c != ';' && c != ' ' && c != '\t' && c != '\r'))
-				return body_fail(b, 400, "malformed chunk size");
+				FAIL(400, "malformed chunk size");
 			b->state = CK_EXT;
 			break;
 		}
@@ -627,15 +631,15 @@ int http_body_next(struct http_body *b, const uint8_t *in, size_t len, size_t *s
 			if (c == '\r') {
 				b->state = CK_SIZE_LF;
 			} else if (c == '\n' || (c < 0x20 && c != '\t') || c == 0x7f) {
-				return body_fail(b, 400, "malformed chunk extension");
+				FAIL(400, "malformed chunk extension");
 			} else if (++b->line > HTTP_MAX_CHUNK_LINE) {
-				return body_fail(b, 400, "chunk size line too long");
+				FAIL(400, "chunk size line too long");
 			}
 			i++;
 			break;
 		case CK_SIZE_LF:
 			if (c != '\n')
-				return body_fail(b, 400, "chunk size line not terminated by CRLF");
+				FAIL(400, "chunk size line not terminated by CRLF");
 			i++;
 			b->line = 0;
 			b->ndigits = 0;
@@ -643,19 +647,19 @@ int http_body_next(struct http_body *b, const uint8_t *in, size_t len, size_t *s
 				b->state = CK_TRL_START;
 			} else {
 				if (b->left > b->max_total - b->total)
-					return body_fail(b, 413, "chunked body over the body size limit");
+					FAIL(413, "chunked body over the body size limit");
 				b->state = CK_DATA;
 			}
 			break;
 		case CK_DATA_CR:
 			if (c != '\r')
-				return body_fail(b, 400, "chunk data not followed by CRLF");
+				FAIL(400, "chunk data not followed by CRLF");
 			b->state = CK_DATA_LF;
 			i++;
 			break;
 		case CK_DATA_LF:
 			if (c != '\n')
-				return body_fail(b, 400, "chunk data not followed by CRLF");
+				FAIL(400, "chunk data not followed by CRLF");
 			b->state = CK_SIZE;
 			b->left = 0;
 			i++;
@@ -663,39 +667,41 @@ int http_body_next(struct http_body *b, const uint8_t *in, size_t len, size_t *s
 		case CK_TRL_START:
 			b->state = c == '\r' ? CK_END_LF : CK_TRL;
 			if (c == '\n')
-				return body_fail(b, 400, "bare LF in trailer section");
+				FAIL(400, "bare LF in trailer section");
 			if (++b->trailer > HTTP_MAX_TRAILER_BYTES)
-				return body_fail(b, 400, "trailer section too large");
+				FAIL(400, "trailer section too large");
 			i++;
 			break;
 		case CK_TRL:
 			if (c == '\r')
 				b->state = CK_TRL_LF;
 			else if (c == '\n')
-				return body_fail(b, 400, "bare LF in trailer section");
+				FAIL(400, "bare LF in trailer section");
 			if (++b->trailer > HTTP_MAX_TRAILER_BYTES)
-				return body_fail(b, 400, "trailer section too large");
+				FAIL(400, "trailer section too large");
 			i++;
 			break;
 		case CK_TRL_LF:
 			if (c != '\n')
-				return body_fail(b, 400, "bare CR in trailer section");
+				FAIL(400, "bare CR in trailer section");
 			b->state = CK_TRL_START;
 			i++;
 			break;
 		case CK_END_LF:
 			if (c != '\n')
-				return body_fail(b, 400, "bare CR after last chunk");
+				FAIL(400, "bare CR after last chunk");
 			b->state = B_DONE;
 			*skip = i + 1;
 			return HTTP_PARSE_OK;
 		default:
-			return body_fail(b, 400, "body decoder state");
+			FAIL(400, "body decoder state");
 		}
 	}
 	*skip = i;
 	return b->state == B_DONE ? HTTP_PARSE_OK : HTTP_PARSE_AGAIN;
 }
+
+#undef FAIL
 
 const char *http_reason(int status)
 {
