@@ -117,6 +117,7 @@ struct http_conn {
 };
 
 static void conn_run(struct http_conn *c);
+static void conn_shrink(struct http_conn *c);
 static void conn_close(struct http_conn *c, const char *why);
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -893,7 +894,9 @@ static bool step_req(struct http_conn *c)
 	}
 	if (c->responded && c->resp_complete && !c->app_owes && !output_pending(c)) {
 		bool body_left = c->req_active ? !http_body_done(&c->body) : false;
-		bool ka = c->keepalive && !c->eof;
+		/* A peer that half-closed after pipelining still gets every
+		 * answer: buffered heads are parsed before EOF counts. */
+		bool ka = c->keepalive;
 		req_finish(c, !c->req.aborted);
 		if (!ka) {
 			c->state = CS_LINGER;
@@ -906,15 +909,26 @@ static bool step_req(struct http_conn *c)
 		} else {
 			c->state = CS_HEAD;
 			c->head_start_ms = c->last_io_ms = now_of(c);
-			if (c->rpos == c->rlen && c->rcap > HTTP_RBUF_INITIAL) {
-				c->rpos = c->rlen = 0;
-				c->rcap = HTTP_RBUF_INITIAL;
-				c->rbuf = xrealloc(c->rbuf, c->rcap);
-			}
+			conn_shrink(c);
 		}
 		progress = true;
 	}
 	return progress;
+}
+
+/* Going idle: give back what a big head, body or response made grow. */
+static void conn_shrink(struct http_conn *c)
+{
+	if (c->rpos == c->rlen && c->rcap > HTTP_RBUF_INITIAL) {
+		c->rpos = c->rlen = 0;
+		c->rcap = HTTP_RBUF_INITIAL;
+		c->rbuf = xrealloc(c->rbuf, c->rcap);
+	}
+	if (c->out.cap > HTTP_STREAM_HIGH && c->out.len == 0) {
+		size_t max = c->out.max;
+		wbuf_destroy(&c->out);
+		wbuf_init(&c->out, 0, max);
+	}
 }
 
 static bool step_drain(struct http_conn *c)
@@ -925,6 +939,7 @@ static bool step_drain(struct http_conn *c)
 	if (http_body_done(&c->body)) {
 		c->state = CS_HEAD;
 		c->head_start_ms = c->last_io_ms = now_of(c);
+		conn_shrink(c);
 		return true;
 	}
 	if (c->drained > HTTP_DRAIN_MAX) {

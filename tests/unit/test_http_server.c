@@ -474,8 +474,20 @@ TEST(http_server_keepalive_and_pipelining)
 	resp_free(&r);
 	CHECK(cli_wait_eof(c));
 	cli_close(c);
+	/* Pipelined, then half-closed: both still answered, then EOF. */
+	c = cli_open(port);
+	REQUIRE(c);
+	CHECK(cli_sends(c, "GET /1 HTTP/1.1\r\nHost: t\r\n\r\nGET /2 HTTP/1.1\r\nHost: t\r\n\r\n"));
+	shutdown(c->fd, SHUT_WR);
+	for (int i = 0; i < 2; i++) {
+		REQUIRE(cli_response(c, &r, false) == 0);
+		CHECK_EQ_INT(r.status, 200);
+		resp_free(&r);
+	}
+	CHECK(cli_wait_eof(c));
+	cli_close(c);
 	http_server_stop(s);
-	CHECK_EQ_INT(g_app.done_ok, 6);
+	CHECK_EQ_INT(g_app.done_ok, 8);
 	CHECK_EQ_INT(g_app.done_fail, 0);
 }
 
