@@ -582,7 +582,7 @@ int http_stream_end(struct http_req *req)
 	}
 	if (c->chunked_out)
 		put_str(&c->out, "0\r\n\r\n");
-	if (c->stream_left > 0) {
+	if (c->stream_left > 0 && !c->head_only) {
 		log_error("http", "%s: stream ended %" PRId64 " bytes short of its Content-Length",
 			  c->peer, c->stream_left);
 		c->keepalive = false;
