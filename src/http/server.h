@@ -87,7 +87,7 @@
  * text/plain. The connection closes after them.
  *
  * MEMORY per connection: a read buffer of HTTP_RBUF_INITIAL bytes, grown to
- * hold a large head (<= ~84 KiB) or to HTTP_RBUF_BODY for fast body streaming,
+ * hold a large head (<= 96 KiB) or to HTTP_RBUF_BODY for fast body streaming,
  * shrunk again when the connection goes idle; a per-request arena (one
  * reused 4 KiB block plus larger blocks freed at request end); the output
  * buffer (the head, a copied body, or up to HTTP_STREAM_HIGH of streamed
@@ -99,7 +99,9 @@
  *   body_timeout_ms     no body progress while the layer wants body bytes
  *                       (not while the handler has paused the body);
  *   send_timeout_ms     no write progress while output is pending.
- * No timer runs while the handler works on a request. */
+ * No timer runs while the handler works on a request or has paused the
+ * body, and the socket is not read then, so a peer that leaves meanwhile
+ * is noticed (on_abort) only when the layer next reads or writes. */
 #ifndef SILT_HTTP_SERVER_H
 #define SILT_HTTP_SERVER_H
 
@@ -141,7 +143,9 @@ struct http_handler {
 	void (*on_done)(struct http_req *req, bool ok);
 	/* Fills the response to an error the layer answers itself: append
 	 * "Name: value\r\n" lines to hdrs and the body to body. `req` is NULL
-	 * when the head never parsed. Optional; runs on a loop thread. */
+	 * when the handler never saw the request (unparsable head, or a
+	 * Content-Length over max_body); otherwise on_abort has run. Optional;
+	 * runs on a loop thread. */
 	void (*format_error)(void *server_udata, const struct http_req *req, int status,
 			     const char *detail, struct wbuf *hdrs, struct wbuf *body);
 };

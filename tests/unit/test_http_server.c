@@ -23,6 +23,7 @@ struct app_req {
 	int kind;
 	int64_t count;
 	int64_t stream_left;
+	bool async_busy; /* a thread holds the request */
 	struct wbuf echo;
 };
 
@@ -86,7 +87,14 @@ static void stream_produce(struct http_req *req)
 
 static void resume_cb(void *arg)
 {
-	http_body_resume(arg);
+	struct http_req *req = arg;
+	((struct app_req *)req->udata)->async_busy = false;
+	/* A request whose connection died while we were away must still be
+	 * answered, so the layer can finish it. */
+	if (req->aborted)
+		http_respond(req, 500, NULL, 0);
+	else
+		http_body_resume(req);
 }
 
 static void *async_thread(void *arg)
@@ -121,6 +129,7 @@ static void app_on_head(struct http_req *req)
 		stream_produce(req);
 	} else if (path_is(req, "/async")) {
 		st->kind = K_ASYNC;
+		st->async_busy = true;
 		http_body_pause(req);
 		pthread_t t;
 		pthread_create(&t, NULL, async_thread, req);
@@ -176,9 +185,9 @@ static void app_on_abort(struct http_req *req)
 	__atomic_add_fetch(&g_app.aborts, 1, __ATOMIC_RELAXED);
 	if (st->kind == K_STREAM)
 		http_stream_end(req);
-	else if (st->kind != K_ASYNC)
+	else if (!st->async_busy)
 		http_respond(req, 500, NULL, 0);
-	/* K_ASYNC answers when its thread comes back. */
+	/* else the thread's callback answers when it comes back. */
 }
 
 static void app_on_done(struct http_req *req, bool ok)
@@ -745,6 +754,18 @@ TEST(http_server_async_and_backpressure)
 	CHECK(body_is(&r, "count=300000"));
 	resp_free(&r);
 	cli_close(c);
+
+	/* The client leaves while the handler works on another thread: the
+	 * request is finished (on_done(false)) only once the handler answers. */
+	c = cli_open(http_server_port(s));
+	REQUIRE(c);
+	CHECK(cli_sends(c, "PUT /async HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n"));
+	struct timespec ts = { 0, 5 * 1000 * 1000 };
+	nanosleep(&ts, NULL);
+	cli_close(c);
+	for (int i = 0; i < 200 && __atomic_load_n(&g_app.done_fail, __ATOMIC_RELAXED) == 0; i++)
+		nanosleep(&ts, NULL);
+	CHECK_EQ_INT(g_app.done_fail, 1);
 
 	/* Many clients on both loops at once. */
 	enum { NC = 8, NR = 50 };
