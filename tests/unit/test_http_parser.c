@@ -212,8 +212,8 @@ TEST(http_parse_limits)
 
 static const char *g_valid_heads[] = {
 	"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
-	"\r\nPUT /bucket/obj?partNumber=1&uploadId=x HTTP/1.1\r\nHost: s3.local:9000\r\n"
-	"Expect: 100-continue\r\nContent-Length: 4096\r\nx-amz-meta-a:  spaced value  \r\n\r\n",
+	("\r\nPUT /bucket/obj?partNumber=1&uploadId=x HTTP/1.1\r\nHost: s3.local:9000\r\n"
+	 "Expect: 100-continue\r\nContent-Length: 4096\r\nx-amz-meta-a:  spaced value  \r\n\r\n"),
 	"POST /b?delete HTTP/1.0\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n",
 	"PUT /k HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nX-Empty:\r\n\r\n",
 	"HEAD http://h:1/p?q HTTP/1.1\r\nHost: x\r\n\r\n",
