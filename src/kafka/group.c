@@ -957,35 +957,34 @@ static void prepare_rebalance(struct kgroup *g, int64_t now)
 static const char *select_protocol(const struct kgroup *g)
 {
 	const struct kmember *l = g->leader;
-	const char *best = NULL;
-	int32_t best_votes = -1;
+	int32_t nc = 0;
+	const char **cand = xcalloc(l->nprotos ? (size_t)l->nprotos : 1, sizeof(*cand));
+	int32_t *votes = xcalloc(l->nprotos ? (size_t)l->nprotos : 1, sizeof(*votes));
 	for (int32_t c = 0; c < l->nprotos; c++) {
-		const char *name = l->protos[c].name;
 		bool all = true;
 		for (int32_t i = 0; i < g->nmembers && all; i++)
-			all = member_proto(g->members[i], name) != NULL;
-		if (!all)
-			continue;
-		int32_t votes = 0;
-		for (int32_t i = 0; i < g->nmembers; i++) {
-			const struct kmember *m = g->members[i];
-			/* m's vote: its first protocol every member supports. */
-			for (int32_t k = 0; k < m->nprotos; k++) {
-				bool ok = true;
-				for (int32_t j = 0; j < g->nmembers && ok; j++)
-					ok = member_proto(g->members[j], m->protos[k].name) != NULL;
-				if (ok) {
-					votes += strcmp(m->protos[k].name, name) == 0;
-					break;
-				}
-			}
-		}
-		if (votes > best_votes) {
-			best = name;
-			best_votes = votes;
-		}
+			all = member_proto(g->members[i], l->protos[c].name) != NULL;
+		if (all)
+			cand[nc++] = l->protos[c].name;
 	}
-	return best ? best : (l->nprotos ? l->protos[0].name : "");
+	for (int32_t i = 0; i < g->nmembers; i++) {
+		const struct kmember *m = g->members[i];
+		int32_t vote = -1;
+		for (int32_t k = 0; k < m->nprotos && vote < 0; k++)
+			for (int32_t c = 0; c < nc && vote < 0; c++)
+				if (strcmp(m->protos[k].name, cand[c]) == 0)
+					vote = c;
+		if (vote >= 0)
+			votes[vote]++;
+	}
+	int32_t best = -1;
+	for (int32_t c = 0; c < nc; c++)
+		if (best < 0 || votes[c] > votes[best])
+			best = c;
+	const char *name = best >= 0 ? cand[best] : (l->nprotos ? l->protos[0].name : "");
+	free(cand);
+	free(votes);
+	return name;
 }
 
 static void fill_join_result(const struct kgroup *g, const struct kmember *m, struct kgroup_result *res)
