@@ -1099,7 +1099,7 @@ static struct kmember *member_add(struct kgroup *g, char *id, const struct kgrou
 	struct kmember *m = xcalloc(1, sizeof(*m));
 	m->id = id;
 	m->instance_id = s_dup_nullable(a->group_instance_id);
-	m->client_host = xstrdup("");
+	m->client_host = xstrdup(a->client_host ? a->client_host : "");
 	member_update(m, a, now);
 	if (g->nmembers == g->capmembers) {
 		g->capmembers = g->capmembers ? g->capmembers * 2 : 4;

@@ -95,6 +95,7 @@ struct kgroup_join_args {
 	int32_t nprotocols;
 	const struct kgroup_protocol *protocols;
 	bool require_known_member_id; /* JoinGroup v4+: answer MEMBER_ID_REQUIRED first */
+	const char *client_host;      /* "/ip" as Kafka reports it; NULL = "" */
 };
 
 struct kgroup_member_info {
