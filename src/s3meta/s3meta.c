@@ -284,7 +284,11 @@ sqlite3_stmt *stmt(struct conn *c, enum st_id id)
 {
 	sqlite3_stmt *st = c->st[id];
 	if (SILT_LIKELY(st != NULL)) {
+		/* Bindings outlive a reset: clear them, so that a parameter a
+		 * caller leaves unbound is NULL, not the previous call's value
+		 * (whose SQLITE_STATIC memory is gone). */
 		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
 		return st;
 	}
 	int rc = sqlite3_prepare_v3(c->db, st_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
