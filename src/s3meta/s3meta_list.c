@@ -287,10 +287,9 @@ static void start_pos(const struct walk *w, const char *marker, uint8_t *buf, si
 	}
 }
 
-static int list_common(struct s3meta *m, enum walk_kind kind, const char *bucket,
-		       const struct s3meta_list_req *req, struct s3meta_list *out)
+static int list_run(struct s3meta *m, enum walk_kind kind, const char *bucket,
+		    const struct s3meta_list_req *req, struct s3meta_list *out)
 {
-	memset(out, 0, sizeof(*out));
 	struct walk w = { .kind = kind };
 	size_t mlen, idlen;
 	int rc;
@@ -351,8 +350,8 @@ static int list_common(struct s3meta *m, enum walk_kind kind, const char *bucket
 		w.skip_uid = req->id_marker;
 		w.skip_seq = vseq;
 		if (vkind == 1) {
-			/* "null": the null version's place in the key's list. */
-			struct vrow_min { int64_t id; } nv = { INT64_MAX };
+			/* "null": the null version's place in the key's list;
+			 * without a null version the whole key is behind us. */
 			sqlite3_stmt *st = stmt(w.c, ST_VER_NULL);
 			if (!st) {
 				rc = -S3META_EINTERNAL;
@@ -360,11 +359,13 @@ static int list_common(struct s3meta *m, enum walk_kind kind, const char *bucket
 			}
 			sqlite3_bind_int64(st, 1, b.id);
 			bind_blob(st, 2, marker, w.skip_klen);
-			if (step(w.c, st) == SQLITE_ROW)
-				nv.id = sqlite3_column_int64(st, 0);
+			int s = step(w.c, st);
+			w.skip_seq = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MIN;
 			sqlite3_reset(st);
-			/* Without a null version the whole key is behind us. */
-			w.skip_seq = nv.id == INT64_MAX ? INT64_MIN : nv.id;
+			if (s != SQLITE_ROW && s != SQLITE_DONE) {
+				rc = sqlerr(s);
+				goto out;
+			}
 		}
 		memcpy(startbuf, marker, w.skip_klen);
 		slen = w.skip_klen;
@@ -377,9 +378,16 @@ static int list_common(struct s3meta *m, enum walk_kind kind, const char *bucket
 out:
 	rend(w.c);
 	conn_put(m, w.c);
-	if (rc) {
+	return rc;
+}
+
+static int list_common(struct s3meta *m, enum walk_kind kind, const char *bucket,
+		       const struct s3meta_list_req *req, struct s3meta_list *out)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = list_run(m, kind, bucket, req, out);
+	if (rc)
 		s3meta_list_destroy(out);
-	}
 	return rc;
 }
 
