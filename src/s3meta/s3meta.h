@@ -266,9 +266,10 @@ struct s3meta_del {
  * marker; suspended replaces the null version by a null delete marker. With
  * a version id: removes that version for good (deleting a missing version
  * is not an error, out->found = false); if it was the latest, the next
- * newest becomes latest. Removed data goes to `freed`. */
+ * newest becomes latest. Removed data goes to `freed`. `owner` (the
+ * requester's access key) owns a new delete marker. */
 int s3meta_object_delete(struct s3meta *m, const char *bucket, const char *key, const char *version_id,
-			 struct s3meta_del *out, struct s3meta_locs *freed);
+			 const char *owner, struct s3meta_del *out, struct s3meta_locs *freed);
 
 /* User metadata blob: pairs of (uvarint len, name bytes, uvarint len, value
  * bytes), in the order added. Names are stored as given (lower-case them

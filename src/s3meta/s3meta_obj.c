@@ -141,8 +141,8 @@ static int vrow_insert(struct s3meta *m, struct conn *c, int64_t bucket_id, cons
 	if (!st)
 		return -S3META_EINTERNAL;
 	int64_t id = next_seq(m);
-	const struct s3meta_put *p = vn ? vn->p : NULL;
-	int64_t size = p ? p->size : 0;
+	const struct s3meta_put *p = vn->p;
+	int64_t size = dm ? 0 : p->size;
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, bucket_id);
 	bind_blob(st, 3, key, klen);
@@ -150,26 +150,22 @@ static int vrow_insert(struct s3meta *m, struct conn *c, int64_t bucket_id, cons
 	sqlite3_bind_int(st, 5, 1);
 	sqlite3_bind_int(st, 6, dm);
 	sqlite3_bind_int64(st, 7, size);
-	sqlite3_bind_int64(st, 8, p && p->mtime_ms ? p->mtime_ms : now_ms());
-	if (p) {
-		bind_str(st, 9, p->etag);
-		bind_str(st, 10, p->owner);
-		bind_str(st, 11, p->content_type);
-		bind_str(st, 12, p->cache_control);
-		bind_str(st, 13, p->content_disposition);
-		bind_str(st, 14, p->content_encoding);
-		bind_str(st, 15, p->content_language);
-		bind_str(st, 16, p->expires);
-		if (p->user_meta_len)
-			bind_blob(st, 17, p->user_meta, p->user_meta_len);
-		bind_str(st, 18, p->cksum_algo);
-		bind_str(st, 19, p->cksum_value);
-		sqlite3_bind_int(st, 20, vn->parts);
-		if (vn->locator_len)
-			bind_blob(st, 21, vn->locator, vn->locator_len);
-	} else {
-		sqlite3_bind_int(st, 20, 0);
-	}
+	sqlite3_bind_int64(st, 8, p->mtime_ms ? p->mtime_ms : now_ms());
+	bind_str(st, 9, p->etag);
+	bind_str(st, 10, p->owner);
+	bind_str(st, 11, p->content_type);
+	bind_str(st, 12, p->cache_control);
+	bind_str(st, 13, p->content_disposition);
+	bind_str(st, 14, p->content_encoding);
+	bind_str(st, 15, p->content_language);
+	bind_str(st, 16, p->expires);
+	if (p->user_meta_len)
+		bind_blob(st, 17, p->user_meta, p->user_meta_len);
+	bind_str(st, 18, p->cksum_algo);
+	bind_str(st, 19, p->cksum_value);
+	sqlite3_bind_int(st, 20, vn->parts);
+	if (vn->locator_len)
+		bind_blob(st, 21, vn->locator, vn->locator_len);
 	if (!dm) {
 		d->objects++;
 		d->bytes += size;
@@ -357,7 +353,7 @@ static int delete_version(struct conn *c, int64_t bucket_id, const char *key, si
 }
 
 int s3meta_object_delete(struct s3meta *m, const char *bucket, const char *key, const char *version_id,
-			 struct s3meta_del *out, struct s3meta_locs *freed)
+			 const char *owner, struct s3meta_del *out, struct s3meta_locs *freed)
 {
 	memset(out, 0, sizeof(*out));
 	size_t klen;
@@ -388,9 +384,11 @@ int s3meta_object_delete(struct s3meta *m, const char *bucket, const char *key, 
 	} else {
 		bool is_null = b.versioning == S3META_VERSIONING_SUSPENDED;
 		int64_t id;
+		struct s3meta_put marker = { .owner = owner };
+		struct ver_new vn = { .p = &marker };
 		rc = make_room(c, b.id, key, klen, is_null, &d, &staged);
 		if (!rc)
-			rc = vrow_insert(m, c, b.id, key, klen, is_null, true, NULL, &id, &d);
+			rc = vrow_insert(m, c, b.id, key, klen, is_null, true, &vn, &id, &d);
 		if (!rc) {
 			out->found = true;
 			out->delete_marker = true;

@@ -170,15 +170,15 @@ TEST(s3meta_buckets)
 	CHECK_EQ_INT(s3meta_bucket_versioning_set(m, "alpha", S3META_VERSIONING_ENABLED), 0);
 	struct s3meta_del d;
 	struct s3meta_locs fl = { 0 };
-	CHECK_EQ_INT(s3meta_object_delete(m, "alpha", "k", "null", &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "alpha", "k", "null", OWNER, &d, &fl), 0);
 	CHECK(d.found && !d.delete_marker);
 	CHECK(locs_has(&fl, "loc:a"));
-	CHECK_EQ_INT(s3meta_object_delete(m, "alpha", "k", NULL, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "alpha", "k", NULL, OWNER, &d, &fl), 0);
 	CHECK(d.delete_marker);
 	CHECK_EQ_INT(s3meta_bucket_delete(m, "alpha"), -S3META_EBUCKETNOTEMPTY);
 	char dmv[S3META_VID_SIZE];
 	memcpy(dmv, d.version_id, sizeof(dmv));
-	CHECK_EQ_INT(s3meta_object_delete(m, "alpha", "k", dmv, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "alpha", "k", dmv, OWNER, &d, &fl), 0);
 	CHECK(d.found && d.delete_marker);
 	struct s3meta_put attrs = { .owner = OWNER };
 	char uid[S3META_UPLOAD_ID_SIZE];
@@ -286,14 +286,14 @@ TEST(s3meta_unversioned)
 
 	struct s3meta_del d;
 	s3meta_locs_destroy(&fl);
-	CHECK_EQ_INT(s3meta_object_delete(m, "bk1", "k", NULL, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "bk1", "k", NULL, OWNER, &d, &fl), 0);
 	CHECK(d.found && !d.delete_marker && d.version_id[0] == '\0');
 	CHECK(locs_has(&fl, "loc:two"));
 	CHECK_EQ_INT(s3meta_object_get(m, "bk1", "k", NULL, &o), -S3META_ENOSUCHKEY);
 	s3meta_obj_destroy(&o);
 	/* Deleting what is not there succeeds and frees nothing. */
 	s3meta_locs_destroy(&fl);
-	CHECK_EQ_INT(s3meta_object_delete(m, "bk1", "k", NULL, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "bk1", "k", NULL, OWNER, &d, &fl), 0);
 	CHECK(!d.found);
 	CHECK_EQ_INT(fl.n, 0);
 	CHECK_EQ_INT(s3meta_bucket_usage(m, "bk1", &us), 0);
@@ -343,7 +343,7 @@ TEST(s3meta_versioning_enabled)
 
 	/* A delete adds a marker; GET says NoSuchKey + delete marker. */
 	struct s3meta_del d;
-	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", NULL, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", NULL, OWNER, &d, &fl), 0);
 	CHECK(d.delete_marker && strlen(d.version_id) == 16);
 	CHECK_EQ_INT(fl.n, 0);
 	char dm[S3META_VID_SIZE];
@@ -370,35 +370,36 @@ TEST(s3meta_versioning_enabled)
 	CHECK_EQ_INT(l.n, 3);
 	if (l.n == 3) {
 		CHECK(!strcmp(l.v[0].version_id, dm) && l.v[0].delete_marker && l.v[0].is_latest);
+		CHECK(l.v[0].owner && !strcmp(l.v[0].owner, OWNER) && !l.v[0].etag && l.v[0].size == 0);
 		CHECK(!strcmp(l.v[1].version_id, v2) && !l.v[1].delete_marker && !l.v[1].is_latest);
 		CHECK(!strcmp(l.v[2].version_id, v1) && l.v[2].size == 1);
 	}
 	s3meta_list_destroy(&l);
 
 	/* Removing the marker makes v2 the latest again. */
-	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", dm, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", dm, OWNER, &d, &fl), 0);
 	CHECK(d.found && d.delete_marker && !strcmp(d.version_id, dm));
 	CHECK_EQ_INT(fl.n, 0);
 	CHECK_EQ_INT(s3meta_object_get(m, "vbk", "k", NULL, &o), 0);
 	CHECK(!strcmp(o.version_id, v2) && o.is_latest);
 	s3meta_obj_destroy(&o);
 	/* Removing v2 for good frees its data; v1 is latest. */
-	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", v2, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", v2, OWNER, &d, &fl), 0);
 	CHECK(d.found && !d.delete_marker);
 	CHECK(locs_has(&fl, "loc:two") && fl.n == 1);
 	CHECK_EQ_INT(s3meta_object_get(m, "vbk", "k", NULL, &o), 0);
 	CHECK(!strcmp(o.version_id, v1) && o.is_latest);
 	s3meta_obj_destroy(&o);
 	/* A missing version: success, nothing found. */
-	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", v2, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", v2, OWNER, &d, &fl), 0);
 	CHECK(!d.found);
-	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", "zz", &d, &fl), -S3META_EINVALIDARGUMENT);
+	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "k", "zz", OWNER, &d, &fl), -S3META_EINVALIDARGUMENT);
 	CHECK_EQ_INT(s3meta_bucket_usage(m, "vbk", &us), 0);
 	CHECK_EQ_INT(us.objects, 1);
 	CHECK_EQ_INT(us.bytes, 1);
 	CHECK_EQ_INT(us.versions, 1);
 	/* A delete of a key that never existed still adds a marker. */
-	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "ghost", NULL, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "ghost", NULL, OWNER, &d, &fl), 0);
 	CHECK(d.delete_marker);
 	s3meta_locs_destroy(&fl);
 	s3meta_close(m);
@@ -437,7 +438,7 @@ TEST(s3meta_versioning_suspended)
 	/* Suspended delete: a null delete marker replaces the null version. */
 	struct s3meta_del d;
 	s3meta_locs_destroy(&fl);
-	CHECK_EQ_INT(s3meta_object_delete(m, "sbk", "k", NULL, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "sbk", "k", NULL, OWNER, &d, &fl), 0);
 	CHECK(d.delete_marker && !strcmp(d.version_id, "null"));
 	CHECK(fl.n == 1 && locs_has(&fl, "loc:n2"));
 	CHECK_EQ_INT(s3meta_object_get(m, "sbk", "k", NULL, &o), -S3META_ENOSUCHKEY);
@@ -445,7 +446,7 @@ TEST(s3meta_versioning_suspended)
 	s3meta_obj_destroy(&o);
 	/* Again: the null marker replaces the null marker, nothing to free. */
 	s3meta_locs_destroy(&fl);
-	CHECK_EQ_INT(s3meta_object_delete(m, "sbk", "k", NULL, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "sbk", "k", NULL, OWNER, &d, &fl), 0);
 	CHECK_EQ_INT(fl.n, 0);
 	struct s3meta_list_req req = { .max = 1000 };
 	struct s3meta_list l;
@@ -457,7 +458,7 @@ TEST(s3meta_versioning_suspended)
 	}
 	s3meta_list_destroy(&l);
 	/* Deleting the null marker by id brings back v1. */
-	CHECK_EQ_INT(s3meta_object_delete(m, "sbk", "k", "null", &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "sbk", "k", "null", OWNER, &d, &fl), 0);
 	CHECK(d.found && d.delete_marker);
 	CHECK_EQ_INT(s3meta_object_get(m, "sbk", "k", NULL, &o), 0);
 	CHECK(!strcmp(o.version_id, v1) && o.is_latest);
@@ -788,8 +789,8 @@ TEST(s3meta_list_versions_paging)
 	for (int round = 0; round < 3; round++)
 		for (size_t i = 0; i < SILT_ARRAY_LEN(keys); i++)
 			CHECK_EQ_INT(put(m, "vbk", keys[i], round, keys[i], NULL, NULL), 0);
-	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "a", NULL, &d, &fl), 0);
-	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "d", NULL, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "a", NULL, OWNER, &d, &fl), 0);
+	CHECK_EQ_INT(s3meta_object_delete(m, "vbk", "d", NULL, OWNER, &d, &fl), 0);
 	CHECK_EQ_INT(put(m, "vbk", "d", 9, "d9", NULL, NULL), 0);
 
 	struct s3meta_list_req req = { .max = 1000 };
