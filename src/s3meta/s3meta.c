@@ -1274,6 +1274,18 @@ int usage_apply(struct conn *c, int64_t bucket_id, const struct usage_delta *d)
 	return exec_done(c, st);
 }
 
+int s3meta_checkpoint(struct s3meta *m)
+{
+	struct conn *c = conn_get(m);
+	if (!c)
+		return -S3META_EINTERNAL;
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_warn("s3meta", "checkpoint: %s", sqlite3_errmsg(c->db));
+	conn_put(m, c);
+	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : sqlerr(rc);
+}
+
 /* ---- open / close ----------------------------------------------------------------- */
 
 static int64_t max_id(struct conn *c, const char *sql)

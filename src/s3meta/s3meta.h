@@ -108,6 +108,10 @@ struct s3meta_config {
 int s3meta_open(const struct s3meta_config *cfg, struct s3meta **out);
 /* Closes every pooled connection. No call may be in progress. */
 void s3meta_close(struct s3meta *m);
+/* Copies the WAL back into the database (PASSIVE: never waits for readers)
+ * so that writers on the loops rarely hit SQLite's automatic checkpoint
+ * and its fsyncs. For the housekeeping thread, every second or so. */
+int s3meta_checkpoint(struct s3meta *m);
 
 /* ---- data locators to free ------------------------------------------- */
 
@@ -281,7 +285,16 @@ void s3meta_umeta_add(struct wbuf *w, const char *name, const char *value);
 bool s3meta_umeta_next(const uint8_t *blob, size_t len, size_t *pos, const char **name, size_t *nlen,
 		       const char **value, size_t *vlen);
 
-/* ---- listing ---------------------------------------------------------- */
+/* ---- listing ---------------------------------------------------------- *
+ *
+ * One result shape for ListObjects(V2), ListObjectVersions and
+ * ListMultipartUploads. What stays with the API layer: XML, encoding-type=url
+ * (percent-encode Key, Prefix, Delimiter, markers and CommonPrefixes in the
+ * response), v1's rule that NextMarker is sent only with a delimiter (else
+ * clients resume from the last Key, which equals next_marker), echoing
+ * Marker/StartAfter/ContinuationToken, and StorageClass (always STANDARD).
+ * The walk costs one index seek per common prefix plus one index step per
+ * key, never a scan of the keys rolled up in a prefix (s3meta_list.c). */
 
 /* One Contents / Version / DeleteMarker / Upload / CommonPrefix element. */
 struct s3meta_entry {
