@@ -1285,3 +1285,22 @@ TEST(s3meta_bench)
 	free(puts);
 	s3meta_close(m);
 }
+
+/* A v1 marker that is a common prefix skips everything rolled up in it, and
+ * IsTruncated is exact (no truncated page followed by an empty one). */
+TEST(s3meta_list_marker_is_prefix)
+{
+	struct s3meta *m = fresh();
+	REQUIRE(m);
+	REQUIRE(s3meta_bucket_create(m, "mk1", OWNER, 0) == 0);
+	static const char *const keys[] = { "asdf", "boo/bar", "boo/baz/xyzzy", "cquux/thud", "cquux/bla" };
+	for (size_t i = 0; i < SILT_ARRAY_LEN(keys); i++)
+		CHECK_EQ_INT(put(m, "mk1", keys[i], 1, keys[i], NULL, NULL), 0);
+	struct s3meta_list_req req = { .delimiter = "/", .marker = "boo/", .max = 1 };
+	struct s3meta_list l;
+	CHECK_EQ_INT(s3meta_list_objects(m, "mk1", &req, &l), 0);
+	CHECK(l.n == 1 && l.v[0].is_prefix && !strcmp(l.v[0].key, "cquux/"));
+	CHECK(!l.truncated && !l.next_marker);
+	s3meta_list_destroy(&l);
+	s3meta_close(m);
+}
