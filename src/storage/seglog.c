@@ -1166,9 +1166,9 @@ static size_t find_seg(const struct seglog *log, int64_t offset)
 	return lo;
 }
 
-/* Reads under mu: the segment for offset, referenced, the index position
- * to scan from and the segment's readable size. *next_base is the following
- * segment's base or -1. */
+/* Under mu: the segment holding offset (referenced), the index position to
+ * scan from, the segment's readable size and whether it is the active one
+ * (active may be NULL). */
 static int locate(struct seglog *log, int64_t offset, struct seglog_seg **seg, uint64_t *pos,
 		  uint64_t *size, bool *active)
 {
@@ -1179,7 +1179,8 @@ static int locate(struct seglog *log, int64_t offset, struct seglog_seg **seg, u
 	struct seglog_seg *s = log->segs[i];
 	*pos = idx_pos_for_offset(s, offset);
 	*size = s->size;
-	*active = i + 1 == log->nsegs;
+	if (active)
+		*active = i + 1 == log->nsegs;
 	seg_ref(s);
 	*seg = s;
 	return 0;
@@ -1191,7 +1192,6 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 	struct seglog_entry e;
 	struct win w;
 	uint64_t pos, size;
-	bool active;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -1205,7 +1205,7 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 		pthread_mutex_unlock(&log->mu);
 		return 0;
 	}
-	rc = locate(log, offset, &s, &pos, &size, &active);
+	rc = locate(log, offset, &s, &pos, &size, NULL);
 	pthread_mutex_unlock(&log->mu);
 	if (rc)
 		return rc;
@@ -1225,7 +1225,7 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 			}
 			seglog_seg_unref(s);
 			s = NULL;
-			rc = next < 0 ? -SILT_ECORRUPT : locate(log, next, &s, &pos, &size, &active);
+			rc = next < 0 ? -SILT_ECORRUPT : locate(log, next, &s, &pos, &size, NULL);
 			pthread_mutex_unlock(&log->mu);
 			if (rc)
 				return rc;
@@ -1261,7 +1261,6 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 	} else if (limit >= size) {
 		cur = size;
 	}
-	(void)active;
 	out->seg = s;
 	out->fd = s->fd;
 	out->pos = pos;
