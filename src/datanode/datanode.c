@@ -182,7 +182,7 @@ int64_t dn_min_inflight(struct dn_stream *st)
 	return m;
 }
 
-static ssize_t pread_full(int fd, void *buf, size_t n, uint64_t off)
+ssize_t dn_pread(int fd, void *buf, size_t n, uint64_t off)
 {
 	size_t got = 0;
 	while (got < n) {
@@ -199,6 +199,28 @@ static ssize_t pread_full(int fd, void *buf, size_t n, uint64_t off)
 	return (ssize_t)got;
 }
 
+const char *dn_check_entry(const uint8_t *p, const struct dn_oid *oid, uint32_t index,
+			  const struct dnloc *loc, bool verify, struct dnchunk_hdr *h)
+{
+	if (dnchunk_parse(p, DNCHUNK_HDR, h) != 0)
+		return "bad chunk header";
+	if (h->seq != loc->seq || memcmp(h->oid.b, oid->b, 16) != 0 || h->index != index)
+		return "entry belongs to another chunk";
+	if (h->len != loc->len || h->crc != loc->crc)
+		return "chunk header disagrees with its location record";
+	if (verify && crc32c(0, p + DNCHUNK_HDR, h->len) != h->crc)
+		return "data CRC-32C mismatch";
+	return NULL;
+}
+
+void dn_log_bad(const struct dn_oid *oid, uint32_t index, const struct dnloc *loc, const char *why)
+{
+	char id[33];
+	datanode_oid_fmt(oid, id);
+	log_error(SUB, "object %s chunk %u: volume %u segment %" PRId64 " position %" PRIu64
+		  ": %s; refusing to serve it", id, index, loc->stream, loc->seg, loc->pos, why);
+}
+
 int dn_check_chunk(int fd, uint64_t seg_size, const struct dn_oid *oid, uint32_t index,
 		   const struct dnloc *loc, uint8_t *buf, bool verify, struct dnchunk_hdr *h)
 {
@@ -209,32 +231,17 @@ int dn_check_chunk(int fd, uint64_t seg_size, const struct dn_oid *oid, uint32_t
 	if (loc->pos > seg_size || seg_size - loc->pos < entry) {
 		why = "entry extends past the end of the segment";
 	} else {
-		ssize_t r = pread_full(fd, buf, need, loc->pos);
+		ssize_t r = dn_pread(fd, buf, need, loc->pos);
 		if (r < 0) {
-			char id[33];
-			datanode_oid_fmt(oid, id);
-			log_error(SUB, "object %s chunk %u: read of volume %u segment %" PRId64
-				  " failed: %s", id, index, loc->stream, loc->seg,
-				  silt_strerror((int)r));
+			dn_log_bad(oid, index, loc, silt_strerror((int)r));
 			return (int)r;
 		}
-		if ((size_t)r < need)
-			why = "segment file shorter than expected";
-		else if (dnchunk_parse(buf, DNCHUNK_HDR, h) != 0)
-			why = "bad chunk header";
-		else if (h->seq != loc->seq || memcmp(h->oid.b, oid->b, 16) != 0 || h->index != index)
-			why = "entry belongs to another chunk";
-		else if (h->len != loc->len || h->crc != loc->crc)
-			why = "chunk header disagrees with its location record";
-		else if (verify && crc32c(0, buf + DNCHUNK_HDR, h->len) != h->crc)
-			why = "data CRC-32C mismatch";
+		why = (size_t)r < need ? "segment file shorter than expected"
+				       : dn_check_entry(buf, oid, index, loc, verify, h);
 	}
 	if (!why)
 		return 0;
-	char id[33];
-	datanode_oid_fmt(oid, id);
-	log_error(SUB, "object %s chunk %u: volume %u segment %" PRId64 " position %" PRIu64
-		  ": %s; refusing to serve it", id, index, loc->stream, loc->seg, loc->pos, why);
+	dn_log_bad(oid, index, loc, why);
 	return -SILT_ECORRUPT;
 }
 
@@ -243,8 +250,9 @@ int dn_check_chunk(int fd, uint64_t seg_size, const struct dn_oid *oid, uint32_t
 /* Removes objects whose chunk rows are in `rows` (duplicates are fine),
  * logging each with the reason. */
 static int drop_objects(struct datanode *dn, struct dnconn *c, const struct dnmeta_chunk *rows,
-			size_t n, const char *why)
+			size_t n, const char *why, size_t *dropped)
 {
+	*dropped = 0;
 	int rc = dnmeta_begin(c, false);
 	if (rc)
 		return rc;
@@ -257,6 +265,7 @@ static int drop_objects(struct datanode *dn, struct dnconn *c, const struct dnme
 			dnmeta_rollback(c);
 			return rc;
 		}
+		(*dropped)++;
 		char id[33];
 		datanode_oid_fmt(&ch->oid, id);
 		log_error(SUB, "%s: object %s lost: chunk %u at volume %u segment %" PRId64
@@ -269,7 +278,9 @@ static int drop_objects(struct datanode *dn, struct dnconn *c, const struct dnme
 /* Makes SQLite agree with the volumes after seglog recovery: a location in
  * a segment that does not exist, or past the end of one, can only follow a
  * lost commit's chunks (power loss without sync_commit, or files removed by
- * hand), since chunks are appended before their commit. */
+ * hand), since chunks are appended before their commit. The segments table
+ * says cheaply whether that happened (max_end against the file size); only
+ * then are the location tables scanned. */
 static int reconcile(struct datanode *dn)
 {
 	struct dnconn *c = dnmeta_conn_get(dn->meta);
@@ -281,42 +292,48 @@ static int reconcile(struct datanode *dn)
 	if ((rc = dnmeta_seg_list(c, &segs, &nsegs)) != 0)
 		goto out;
 	for (size_t i = 0; i < nsegs && rc == 0; i++) {
-		struct dn_stream *st = segs[i].stream < DN_NSTREAM_IDS ? dn->streams[segs[i].stream]
-								       : NULL;
+		struct dnmeta_seg *sg = &segs[i];
+		struct dn_stream *st = sg->stream < DN_NSTREAM_IDS ? dn->streams[sg->stream] : NULL;
 		struct seglog_read r;
-		bool exists = st && seglog_seg_get(st->log, segs[i].seg, &r) == 0;
+		bool exists = st && seglog_seg_get(st->log, sg->seg, &r) == 0;
 		uint64_t size = exists ? r.len : 0;
 		if (exists)
 			seglog_seg_unref(r.seg);
-		if (!exists) {
-			/* Every object with a chunk here goes; rows vanish as
-			 * objects are dropped, so re-query from the start. */
-			while ((rc = dnmeta_seg_chunks(c, segs[i].stream, segs[i].seg, -1, rows,
-						       RECONCILE_BATCH, &n)) == 0 && n > 0) {
-				if ((rc = drop_objects(dn, c, rows, n, "is in a missing segment")) != 0)
-					break;
-			}
-			if (rc == 0 && (rc = dnmeta_begin(c, false)) == 0) {
-				rc = dnmeta_seg_forget(c, segs[i].stream, segs[i].seg);
+		if (exists && sg->max_end <= size)
+			continue;
+		if (!exists && sg->live_chunks == 0) {
+			if ((rc = dnmeta_begin(c, false)) == 0) {
+				rc = dnmeta_seg_forget(c, sg->stream, sg->seg);
 				rc = rc ? (dnmeta_rollback(c), rc) : dnmeta_commit(c);
 			}
 			continue;
 		}
-		/* Entries never overlap, so once the highest one ends inside
-		 * the segment every lower one does too. */
-		for (;;) {
-			if ((rc = dnmeta_seg_chunks_desc(c, segs[i].stream, segs[i].seg, rows,
-							 RECONCILE_BATCH, &n)) != 0)
+		log_warn(SUB, "%s: volume %u segment %020" PRId64 " is %s; checking its objects",
+			 dn->dir, sg->stream, sg->seg,
+			 exists ? "shorter than its recorded chunks" : "missing");
+		/* Dropped objects take their rows with them: query again
+		 * until nothing is left beyond the end. */
+		while ((rc = dnmeta_seg_scan(c, sg->stream, sg->seg, size, rows, RECONCILE_BATCH,
+					     &n)) == 0 && n > 0) {
+			size_t dropped;
+			if ((rc = drop_objects(dn, c, rows, n,
+					       exists ? "lies past the end of its segment"
+						      : "is in a missing segment",
+					       &dropped)) != 0)
 				break;
-			size_t k = 0;
-			while (k < n && rows[k].loc.pos + DNCHUNK_HDR + rows[k].loc.len > size)
-				k++;
-			if (k == 0)
+			if (dropped == 0) {
+				/* Chunk rows without an object row. */
+				log_error(SUB, "%s: volume %u segment %" PRId64
+					  " has location records of no object", dn->dir,
+					  sg->stream, sg->seg);
+				rc = -SILT_ECORRUPT;
 				break;
-			if ((rc = drop_objects(dn, c, rows, k, "lies past the end of its segment")) != 0)
-				break;
-			if (k < n)
-				break;
+			}
+		}
+		if (rc == 0 && (rc = dnmeta_begin(c, false)) == 0) {
+			rc = exists ? dnmeta_seg_set_max_end(c, sg->stream, sg->seg, size)
+				    : dnmeta_seg_forget(c, sg->stream, sg->seg);
+			rc = rc ? (dnmeta_rollback(c), rc) : dnmeta_commit(c);
 		}
 	}
 out:
@@ -548,8 +565,8 @@ int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datan
 	c = dnmeta_conn_get(dn->meta);
 	if ((rc = dnmeta_begin(c, false)) != 0)
 		goto out;
-	rc = dnmeta_obj_insert(c, &w->oid, &o);
-	for (uint32_t i = 0; rc == 0 && i < w->nchunks; i++)
+	rc = dnmeta_obj_insert(c, &w->oid, &o, w->nchunks ? &w->locs[0] : NULL);
+	for (uint32_t i = 1; rc == 0 && i < w->nchunks; i++)
 		rc = dnmeta_chunk_insert(c, &w->oid, i, &w->locs[i]);
 	if (rc)
 		dnmeta_rollback(c);
@@ -584,29 +601,37 @@ struct datanode_get {
 	bool verify;
 	struct datanode_obj_info info;
 	uint64_t cur, end; /* object byte range still to hand out */
-	struct dnmeta_chunk rows[GET_BATCH];
+	struct dnloc loc0; /* chunk 0 comes with the object row */
+	struct dnmeta_chunk rows[GET_BATCH]; /* chunks 1.., fetched as needed */
 	size_t nrows, rowi;
 	uint8_t *buf;
 	size_t cap;
 };
 
-int datanode_stat(struct datanode *dn, const struct dn_oid *oid, struct datanode_obj_info *info)
+static int stat_loc0(struct datanode *dn, const struct dn_oid *oid, struct datanode_obj_info *info,
+		     struct dnloc *loc0)
 {
 	struct dnmeta_obj o;
 	struct dnconn *c = dnmeta_conn_get(dn->meta);
-	int rc = dnmeta_obj_get(c, oid, &o);
+	int rc = dnmeta_obj_get(c, oid, &o, loc0);
 	dnmeta_conn_put(c);
 	if (rc == 0 && info)
 		*info = (struct datanode_obj_info){ o.size, o.chunk_bytes, o.nchunks, o.ctime_ms };
 	return rc;
 }
 
+int datanode_stat(struct datanode *dn, const struct dn_oid *oid, struct datanode_obj_info *info)
+{
+	return stat_loc0(dn, oid, info, NULL);
+}
+
 int datanode_get_open(struct datanode *dn, const struct dn_oid *oid, uint64_t off, uint64_t len,
 		      unsigned flags, struct datanode_get **out, struct datanode_obj_info *info)
 {
 	struct datanode_obj_info oi;
+	struct dnloc loc0;
 	*out = NULL;
-	int rc = datanode_stat(dn, oid, &oi);
+	int rc = stat_loc0(dn, oid, &oi, &loc0);
 	if (rc)
 		return rc;
 	if (off > oi.size)
@@ -626,6 +651,7 @@ int datanode_get_open(struct datanode *dn, const struct dn_oid *oid, uint64_t of
 	g->oid = *oid;
 	g->verify = !(flags & DATANODE_GET_NOVERIFY);
 	g->info = oi;
+	g->loc0 = loc0;
 	g->cur = off;
 	g->end = len > oi.size - off ? oi.size : off + len;
 	if (info)
@@ -634,6 +660,14 @@ int datanode_get_open(struct datanode *dn, const struct dn_oid *oid, uint64_t of
 	return 0;
 }
 
+static void log_oid(const struct dn_oid *oid, uint32_t index, const char *what)
+{
+	char id[33];
+	datanode_oid_fmt(oid, id);
+	log_error(SUB, "object %s chunk %u: %s", id, index, what);
+}
+
+/* Fetches the rows of chunks first.. (first >= 1) of the range. */
 static int get_fetch_rows(struct datanode_get *g, uint32_t first)
 {
 	uint32_t last = (uint32_t)((g->end - 1) / g->info.chunk_bytes);
@@ -642,11 +676,9 @@ static int get_fetch_rows(struct datanode_get *g, uint32_t first)
 	if (rc == 0 && (g->nrows == 0 || g->rows[0].index != first)) {
 		/* Either the object went away under us or a row is missing. */
 		struct dnmeta_obj o;
-		rc = dnmeta_obj_get(c, &g->oid, &o);
+		rc = dnmeta_obj_get(c, &g->oid, &o, NULL);
 		if (rc == 0) {
-			char id[33];
-			datanode_oid_fmt(&g->oid, id);
-			log_error(SUB, "object %s: location of chunk %u is missing", id, first);
+			log_oid(&g->oid, first, "location record missing");
 			rc = -SILT_ECORRUPT;
 		}
 	}
@@ -657,10 +689,27 @@ static int get_fetch_rows(struct datanode_get *g, uint32_t first)
 	return rc;
 }
 
+/* Looks chunk ci up again after its segment vanished (GC moved it). */
+static int get_relocate(struct datanode_get *g, uint32_t ci, struct dnloc *loc)
+{
+	struct dnconn *c = dnmeta_conn_get(g->dn->meta);
+	int rc = dnmeta_chunk_loc(c, &g->oid, ci, loc);
+	if (rc == -SILT_ENOENT) {
+		struct dnmeta_obj o;
+		if (dnmeta_obj_get(c, &g->oid, &o, NULL) == 0) {
+			log_oid(&g->oid, ci, "location record missing");
+			rc = -SILT_ECORRUPT;
+		}
+	}
+	dnmeta_conn_put(c);
+	return rc;
+}
+
 int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 {
 	uint32_t cb = g->info.chunk_bytes;
 	struct dnchunk_hdr h;
+	struct dnloc *loc;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
@@ -668,18 +717,19 @@ int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 	if (g->cur >= g->end)
 		return 0;
 	uint32_t ci = (uint32_t)(g->cur / cb);
-	if (g->rowi >= g->nrows || g->rows[g->rowi].index != ci) {
-		if ((rc = get_fetch_rows(g, ci)) != 0)
-			return rc;
+	if (ci == 0) {
+		loc = &g->loc0;
+	} else {
+		if (g->rowi >= g->nrows || g->rows[g->rowi].index != ci) {
+			if ((rc = get_fetch_rows(g, ci)) != 0)
+				return rc;
+		}
+		loc = &g->rows[g->rowi].loc;
 	}
-	struct dnmeta_chunk *row = &g->rows[g->rowi];
 	uint64_t cstart = (uint64_t)ci * cb;
 	uint64_t clen = SILT_MIN((uint64_t)cb, g->info.size - cstart);
-	if (row->loc.len != clen) {
-		char id[33];
-		datanode_oid_fmt(&g->oid, id);
-		log_error(SUB, "object %s: chunk %u recorded with %u bytes, expected %" PRIu64, id, ci,
-			  row->loc.len, clen);
+	if (loc->len != clen) {
+		log_oid(&g->oid, ci, "recorded length disagrees with the object size");
 		return -SILT_ECORRUPT;
 	}
 	size_t need = g->verify ? DNCHUNK_HDR + (size_t)clen : DNCHUNK_HDR;
@@ -690,30 +740,23 @@ int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 
 	struct seglog_read r = { 0 };
 	for (int attempt = 0;; attempt++) {
-		struct dn_stream *st = row->loc.stream < DN_NSTREAM_IDS
-					       ? g->dn->streams[row->loc.stream]
-					       : NULL;
-		rc = st ? seglog_seg_get(st->log, row->loc.seg, &r) : -SILT_ENOENT;
+		struct dn_stream *st = loc->stream < DN_NSTREAM_IDS ? g->dn->streams[loc->stream]
+								   : NULL;
+		rc = st ? seglog_seg_get(st->log, loc->seg, &r) : -SILT_ENOENT;
 		if (rc == 0)
 			break;
 		if (rc != -SILT_ENOENT)
 			return rc;
 		/* GC moved the chunk and dropped the segment after we read
 		 * the location: the new location is committed, look again. */
-		if (attempt == GET_RETRIES || (rc = get_fetch_rows(g, ci)) != 0) {
-			if (rc == -SILT_ENOENT && attempt == GET_RETRIES) {
-				char id[33];
-				datanode_oid_fmt(&g->oid, id);
-				log_error(SUB, "object %s: chunk %u is in volume %u segment %" PRId64
-					  " which does not exist", id, ci, row->loc.stream,
-					  row->loc.seg);
-				rc = -SILT_ECORRUPT;
-			}
-			return rc;
+		if (attempt == GET_RETRIES) {
+			log_oid(&g->oid, ci, "recorded in a segment that does not exist");
+			return -SILT_ECORRUPT;
 		}
-		row = &g->rows[g->rowi];
+		if ((rc = get_relocate(g, ci, loc)) != 0)
+			return rc;
 	}
-	rc = dn_check_chunk(r.fd, r.len, &g->oid, ci, &row->loc, g->buf, g->verify, &h);
+	rc = dn_check_chunk(r.fd, r.len, &g->oid, ci, loc, g->buf, g->verify, &h);
 	if (rc) {
 		seglog_seg_unref(r.seg);
 		return rc;
@@ -722,11 +765,12 @@ int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 	uint64_t n = SILT_MIN(g->end, cstart + clen) - g->cur;
 	p->seg = r.seg;
 	p->fd = r.fd;
-	p->pos = row->loc.pos + DNCHUNK_HDR + in;
+	p->pos = loc->pos + DNCHUNK_HDR + in;
 	p->len = n;
 	p->data = g->verify ? g->buf + DNCHUNK_HDR + in : NULL;
 	g->cur += n;
-	g->rowi++;
+	if (ci > 0)
+		g->rowi++;
 	return 1;
 }
 

@@ -1,20 +1,25 @@
 /* dngc.c - garbage collection of sealed volume segments.
  *
  * A segment's live bytes are in SQLite (segments table, kept by triggers in
- * the same transactions that add, delete and move chunk rows), its size in
+ * the same transactions that add, delete and move locations), its size in
  * the seglog, so picking victims costs one row lookup per sealed segment.
  *
- * For each victim, emptiest first: read its live chunk rows in position
- * order, a batch at a time; pread each chunk and check it (header against
- * the row, data against the CRC); append the good ones to the GC volume;
- * fdatasync the GC volume; then, in one transaction per batch, move each
- * row that still points at the old place (a row deleted meanwhile stays
- * deleted, and its new copy is garbage). When no live row is left, a
- * durable commit (the WAL is fsynced, with it every move) forgets the
- * segment's accounting row, and only then the segment file is deleted: a
- * crash at any point leaves every object readable at its old or its new
- * place. A chunk that fails its check stays where it is (reads of it fail
- * as they did), and its segment is kept.
+ * For each victim, emptiest first, GC reads the segment file front to back
+ * (1 MiB at a time) and asks, for each entry, whether the location row of
+ * (object id, chunk index) still points at exactly this place; if so the
+ * entry is checked (header against the row, data against its CRC) and
+ * appended to the GC volume. Every GC_BATCH copies, the GC volume is
+ * fdatasynced and the rows that still point at the old place are moved in
+ * one transaction (a row deleted meanwhile stays deleted, and its copy is
+ * garbage). When no live row is left, a durable commit (the WAL is fsynced,
+ * with it every move) forgets the segment's accounting row, and only then
+ * the segment file is deleted: a crash at any point leaves every object
+ * readable at its old or its new place. A chunk that fails its check stays
+ * where it is (reads of it keep failing), and so does its segment.
+ *
+ * Dead entries cannot come back to life: rows only ever point into a sealed
+ * segment because a commit put them there (see below) and moves always go
+ * to the GC volume's active segment.
  *
  * Concurrency: puts append only to active segments, but a put may still be
  * uncommitted when the segment holding its first chunks rolls; each stream
@@ -29,7 +34,6 @@
 #include "core/log.h"
 #include "datanode/dnint.h"
 
-#define SUB DN_SUB
 #define GC_BATCH 64
 
 struct victim {
@@ -93,92 +97,160 @@ static int pick_victims(struct datanode *dn, struct dnconn *c, double threshold,
 }
 
 struct move {
-	struct dnmeta_chunk from;
-	struct dnloc to;
+	struct dn_oid oid;
+	uint32_t index;
+	struct dnloc from, to;
 };
 
-/* Copies one batch of live chunks; *after advances past the batch. */
-static int gc_batch(struct datanode *dn, struct dnconn *c, const struct victim *v,
-		    const struct seglog_read *seg, struct dn_inflight *fl, int64_t *after,
-		    uint8_t **buf, size_t *cap, struct datanode_gc_stats *gs, bool *more)
-{
-	struct dn_stream *gc = dn->streams[DN_GC_STREAM];
-	struct dnmeta_chunk rows[GC_BATCH];
+/* One victim's pass: a read window over the file and the pending moves. */
+struct gcpass {
+	struct datanode *dn;
+	struct dnconn *c;
+	const struct victim *v;
+	struct seglog_read seg;
+	struct dn_inflight fl;
+	uint8_t *win;
+	size_t wcap;
+	uint64_t woff, wlen;
+	uint8_t *big; /* an entry larger than the window */
+	size_t bigcap;
 	struct move mv[GC_BATCH];
-	struct dnchunk_hdr h;
-	size_t n, nm = 0;
-	int rc;
+	size_t nmv;
+	struct datanode_gc_stats *gs;
+};
 
-	if ((rc = dnmeta_seg_chunks(c, v->st->id, v->base, *after, rows, GC_BATCH, &n)) != 0)
-		return rc;
-	*more = n == GC_BATCH;
-	for (size_t i = 0; i < n; i++) {
-		struct dnmeta_chunk *ch = &rows[i];
-		size_t need = DNCHUNK_HDR + (size_t)ch->loc.len;
-		if (need > *cap) {
-			*buf = xrealloc(*buf, need);
-			*cap = need;
+#define GC_WINDOW (1u << 20)
+
+/* Bytes [pos, pos+n) of the segment, through the window; NULL with *rc set
+ * on a read error, NULL with *rc == 0 if the file is short. */
+static const uint8_t *gc_bytes(struct gcpass *p, uint64_t pos, size_t n, int *rc)
+{
+	*rc = 0;
+	if (pos >= p->woff && pos + n <= p->woff + p->wlen)
+		return p->win + (pos - p->woff);
+	uint8_t *dst = p->win;
+	size_t want = (size_t)SILT_MIN((uint64_t)p->wcap, p->seg.len - pos);
+	if (n > p->wcap) {
+		if (n > p->bigcap) {
+			p->big = xrealloc(p->big, n);
+			p->bigcap = n;
 		}
-		*after = (int64_t)ch->loc.pos;
-		rc = dn_check_chunk(seg->fd, seg->len, &ch->oid, ch->index, &ch->loc, *buf, true, &h);
-		if (rc == -SILT_ECORRUPT) {
-			gs->chunks_corrupt++;
-			continue;
-		}
-		if (rc)
-			return rc;
-		mv[nm].from = *ch;
-		rc = dn_append(gc, &ch->oid, ch->index, h.time_ms, *buf + DNCHUNK_HDR, ch->loc.len,
-			       ch->loc.crc, fl, &mv[nm].to);
-		if (rc)
-			return rc;
-		nm++;
+		dst = p->big;
+		want = n;
 	}
-	if (nm == 0)
+	ssize_t r = dn_pread(p->seg.fd, dst, want, pos);
+	if (r < 0) {
+		*rc = (int)r;
+		return NULL;
+	}
+	if (dst == p->win) {
+		p->woff = pos;
+		p->wlen = (uint64_t)r;
+	}
+	return (size_t)r >= n ? dst : NULL;
+}
+
+/* Makes the copies durable, then points the rows at them. */
+static int gc_flush_moves(struct gcpass *p)
+{
+	struct dn_stream *gc = p->dn->streams[DN_GC_STREAM];
+	int rc;
+	if (p->nmv == 0)
 		return 0;
-	/* The copies reach the disk before any location points at them. */
 	if ((rc = seglog_flush(gc->log, NULL)) != 0)
 		return rc;
-	if ((rc = dnmeta_begin(c, false)) != 0)
+	if ((rc = dnmeta_begin(p->c, false)) != 0)
 		return rc;
-	for (size_t i = 0; i < nm; i++) {
+	for (size_t i = 0; i < p->nmv; i++) {
+		struct move *m = &p->mv[i];
 		bool moved;
-		if ((rc = dnmeta_chunk_move(c, &mv[i].from.oid, mv[i].from.index, &mv[i].from.loc,
-					    &mv[i].to, &moved)) != 0) {
-			dnmeta_rollback(c);
+		if ((rc = dnmeta_chunk_move(p->c, &m->oid, m->index, &m->from, &m->to, &moved)) != 0) {
+			dnmeta_rollback(p->c);
 			return rc;
 		}
 		if (moved) {
-			gs->chunks_copied++;
-			gs->bytes_copied += DNCHUNK_HDR + mv[i].to.len;
+			p->gs->chunks_copied++;
+			p->gs->bytes_copied += DNCHUNK_HDR + m->to.len;
 		}
 	}
-	return dnmeta_commit(c);
+	p->nmv = 0;
+	return dnmeta_commit(p->c);
+}
+
+/* Walks the segment, copying live entries. Stops early (returning 0) at an
+ * entry header it cannot parse: what follows stays, and so does the
+ * segment if anything there is live. */
+static int gc_scan(struct gcpass *p)
+{
+	struct dn_stream *gc = p->dn->streams[DN_GC_STREAM];
+	const struct victim *v = p->v;
+	uint64_t pos = 0, size = p->seg.len;
+	struct dnchunk_hdr h;
+	int rc = 0;
+
+	while (pos < size) {
+		const uint8_t *e = size - pos >= DNCHUNK_HDR ? gc_bytes(p, pos, DNCHUNK_HDR, &rc) : NULL;
+		if (rc)
+			return rc;
+		if (!e || dnchunk_parse(e, DNCHUNK_HDR, &h) != 0 ||
+		    h.len > size - pos - DNCHUNK_HDR) {
+			log_warn(DN_SUB, "%s: volume %u segment %" PRId64 ": unreadable entry at %" PRIu64
+				 "; GC stops scanning it there", p->dn->dir, v->st->id, v->base, pos);
+			return 0;
+		}
+		uint64_t esize = DNCHUNK_HDR + (uint64_t)h.len;
+		struct dnloc cur;
+		rc = dnmeta_chunk_loc(p->c, &h.oid, h.index, &cur);
+		if (rc == -SILT_ENOENT) {
+			rc = 0;
+		} else if (rc) {
+			return rc;
+		} else if (cur.stream == v->st->id && cur.seg == v->base && cur.pos == pos) {
+			struct dnchunk_hdr h2;
+			const char *why;
+			if (!(e = gc_bytes(p, pos, (size_t)esize, &rc)))
+				return rc ? rc : -SILT_ECORRUPT;
+			if ((why = dn_check_entry(e, &h.oid, h.index, &cur, true, &h2)) != NULL) {
+				dn_log_bad(&h.oid, h.index, &cur, why);
+				p->gs->chunks_corrupt++;
+			} else {
+				struct move *m = &p->mv[p->nmv];
+				*m = (struct move){ h.oid, h.index, cur, { 0 } };
+				rc = dn_append(gc, &h.oid, h.index, h.time_ms, e + DNCHUNK_HDR, h.len,
+					       h.crc, &p->fl, &m->to);
+				if (rc)
+					return rc;
+				if (++p->nmv == GC_BATCH && (rc = gc_flush_moves(p)) != 0)
+					return rc;
+			}
+		}
+		pos += esize;
+	}
+	return gc_flush_moves(p);
 }
 
 static int gc_segment(struct datanode *dn, struct dnconn *c, const struct victim *v,
 		      struct datanode_gc_stats *gs)
 {
-	struct dn_inflight fl = { INT64_MAX, NULL, NULL };
-	struct seglog_read seg;
-	uint8_t *buf = NULL;
-	size_t cap = 0;
-	int64_t after = -1;
+	struct gcpass *p = xcalloc(1, sizeof(*p));
 	uint32_t corrupt_before = gs->chunks_corrupt;
-	bool more = true;
 	int rc;
 
-	if ((rc = seglog_seg_get(v->st->log, v->base, &seg)) != 0)
+	*p = (struct gcpass){ .dn = dn, .c = c, .v = v, .gs = gs };
+	p->fl.first_seq = INT64_MAX;
+	if ((rc = seglog_seg_get(v->st->log, v->base, &p->seg)) != 0) {
+		free(p);
 		return rc == -SILT_ENOENT ? 0 : rc;
-	while (more && rc == 0)
-		rc = gc_batch(dn, c, v, &seg, &fl, &after, &buf, &cap, gs, &more);
-	free(buf);
+	}
+	p->wcap = GC_WINDOW;
+	p->win = xmalloc(p->wcap);
+	rc = gc_scan(p);
 
 	struct dnmeta_seg s;
 	if (rc == 0)
 		rc = dnmeta_seg_get(c, v->st->id, v->base, &s);
 	if (rc == 0 && s.live_chunks > 0) {
-		log_warn(SUB, "%s: volume %u segment %" PRId64 " kept: %" PRIu64
+		log_warn(DN_SUB, "%s: volume %u segment %" PRId64 " kept: %" PRIu64
 			 " live chunks left (%u failed their check)",
 			 dn->dir, v->st->id, v->base, s.live_chunks,
 			 gs->chunks_corrupt - corrupt_before);
@@ -190,13 +262,16 @@ static int gc_segment(struct datanode *dn, struct dnconn *c, const struct victim
 		if (rc == 0 && (rc = seglog_delete_segment(v->st->log, v->base)) == 0) {
 			gs->segments_freed++;
 			gs->bytes_freed += v->size;
-			log_info(SUB, "%s: GC freed volume %u segment %" PRId64 " (%" PRIu64
+			log_info(DN_SUB, "%s: GC freed volume %u segment %" PRId64 " (%" PRIu64
 				 " bytes, %" PRIu64 " live bytes copied)",
 				 dn->dir, v->st->id, v->base, v->size, v->live);
 		}
 	}
-	seglog_seg_unref(seg.seg);
-	dn_inflight_done(dn->streams[DN_GC_STREAM], &fl);
+	seglog_seg_unref(p->seg.seg);
+	dn_inflight_done(dn->streams[DN_GC_STREAM], &p->fl);
+	free(p->win);
+	free(p->big);
+	free(p);
 	return rc;
 }
 
@@ -216,7 +291,7 @@ int datanode_gc_run(struct datanode *dn, double threshold, uint64_t max_bytes,
 			break;
 		rc = gc_segment(dn, c, &v[i], &gs);
 		if (rc)
-			log_error(SUB, "%s: GC of volume %u segment %" PRId64 " failed: %s", dn->dir,
+			log_error(DN_SUB, "%s: GC of volume %u segment %" PRId64 " failed: %s", dn->dir,
 				  v[i].st->id, v[i].base, silt_strerror(rc));
 	}
 	dnmeta_conn_put(c);

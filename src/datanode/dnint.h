@@ -49,6 +49,12 @@ int dn_append(struct dn_stream *st, const struct dn_oid *oid, uint32_t index, in
 void dn_inflight_done(struct dn_stream *st, struct dn_inflight *fl);
 int64_t dn_min_inflight(struct dn_stream *st);
 
+ssize_t dn_pread(int fd, void *buf, size_t n, uint64_t off);
+/* Checks an entry in memory (the header, and with verify the data too)
+ * against the location record; NULL if it matches, else why not. */
+const char *dn_check_entry(const uint8_t *p, const struct dn_oid *oid, uint32_t index,
+			  const struct dnloc *loc, bool verify, struct dnchunk_hdr *h);
+void dn_log_bad(const struct dn_oid *oid, uint32_t index, const struct dnloc *loc, const char *why);
 /* Reads the entry at loc from a segment file of readable size seg_size into
  * buf (DNCHUNK_HDR + loc->len bytes, or just the header unless verify) and
  * checks it is chunk `index` of oid with loc's seq, length and CRC; with

@@ -16,37 +16,38 @@
 /* Chunk header size is spelled into the triggers; keep them in step. */
 _Static_assert(DNCHUNK_HDR == 56, "update the trigger SQL");
 
+/* The accounting a trigger applies for one chunk row (R is NEW or OLD). */
+#define SEG_ADD(R)                                                                          \
+	" INSERT INTO segments(stream, seg, live_bytes, live_chunks, max_end)"              \
+	"  VALUES(" R ".stream, " R ".seg, " R ".len + " HDR ", 1, " R ".pos + " R ".len + " HDR ")" \
+	"  ON CONFLICT(stream, seg) DO UPDATE SET live_bytes = live_bytes + excluded.live_bytes," \
+	"  live_chunks = live_chunks + 1, max_end = max(max_end, excluded.max_end);"
+#define SEG_SUB(R)                                                                  \
+	" UPDATE segments SET live_bytes = live_bytes - " R ".len - " HDR ","       \
+	"  live_chunks = live_chunks - 1 WHERE stream = " R ".stream AND seg = " R ".seg;"
+#define LOC_TRIGGERS(T)                                                                       \
+	"CREATE TRIGGER IF NOT EXISTS " T "_ins AFTER INSERT ON " T                           \
+	" WHEN NEW.stream IS NOT NULL BEGIN" SEG_ADD("NEW") " END;"                          \
+	"CREATE TRIGGER IF NOT EXISTS " T "_del AFTER DELETE ON " T                           \
+	" WHEN OLD.stream IS NOT NULL BEGIN" SEG_SUB("OLD") " END;"                          \
+	"CREATE TRIGGER IF NOT EXISTS " T "_move AFTER UPDATE OF stream, seg, pos ON " T      \
+	" WHEN OLD.stream IS NOT NULL BEGIN" SEG_SUB("OLD") SEG_ADD("NEW") " END;"
+
 static const char *const schema_sql =
 	"CREATE TABLE IF NOT EXISTS objects("
 	" oid BLOB PRIMARY KEY, size INTEGER NOT NULL, chunk_bytes INTEGER NOT NULL,"
-	" nchunks INTEGER NOT NULL, ctime INTEGER NOT NULL) WITHOUT ROWID;"
+	" nchunks INTEGER NOT NULL, ctime INTEGER NOT NULL,"
+	" stream INTEGER, seg INTEGER, seq INTEGER, pos INTEGER, len INTEGER, crc INTEGER"
+	") WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS chunks("
 	" oid BLOB NOT NULL, idx INTEGER NOT NULL, stream INTEGER NOT NULL, seg INTEGER NOT NULL,"
 	" seq INTEGER NOT NULL, pos INTEGER NOT NULL, len INTEGER NOT NULL, crc INTEGER NOT NULL,"
 	" PRIMARY KEY(oid, idx)) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS chunks_loc ON chunks(stream, seg, pos);"
 	"CREATE TABLE IF NOT EXISTS segments("
 	" stream INTEGER NOT NULL, seg INTEGER NOT NULL, live_bytes INTEGER NOT NULL,"
-	" live_chunks INTEGER NOT NULL, PRIMARY KEY(stream, seg)) WITHOUT ROWID;"
-	"CREATE TRIGGER IF NOT EXISTS chunks_ins AFTER INSERT ON chunks BEGIN"
-	" INSERT INTO segments(stream, seg, live_bytes, live_chunks)"
-	"  VALUES(NEW.stream, NEW.seg, NEW.len + " HDR ", 1)"
-	"  ON CONFLICT(stream, seg) DO UPDATE SET live_bytes = live_bytes + NEW.len + " HDR ","
-	"  live_chunks = live_chunks + 1;"
-	" END;"
-	"CREATE TRIGGER IF NOT EXISTS chunks_del AFTER DELETE ON chunks BEGIN"
-	" UPDATE segments SET live_bytes = live_bytes - OLD.len - " HDR ","
-	"  live_chunks = live_chunks - 1 WHERE stream = OLD.stream AND seg = OLD.seg;"
-	" END;"
-	"CREATE TRIGGER IF NOT EXISTS chunks_move AFTER UPDATE OF stream, seg ON chunks"
-	" WHEN OLD.stream != NEW.stream OR OLD.seg != NEW.seg BEGIN"
-	" UPDATE segments SET live_bytes = live_bytes - OLD.len - " HDR ","
-	"  live_chunks = live_chunks - 1 WHERE stream = OLD.stream AND seg = OLD.seg;"
-	" INSERT INTO segments(stream, seg, live_bytes, live_chunks)"
-	"  VALUES(NEW.stream, NEW.seg, NEW.len + " HDR ", 1)"
-	"  ON CONFLICT(stream, seg) DO UPDATE SET live_bytes = live_bytes + NEW.len + " HDR ","
-	"  live_chunks = live_chunks + 1;"
-	" END;"
+	" live_chunks INTEGER NOT NULL, max_end INTEGER NOT NULL,"
+	" PRIMARY KEY(stream, seg)) WITHOUT ROWID;"
+	LOC_TRIGGERS("objects") LOC_TRIGGERS("chunks")
 	"PRAGMA user_version = " STR(SCHEMA_VERSION) ";";
 
 enum {
@@ -56,39 +57,50 @@ enum {
 	S_OBJ_INS,
 	S_OBJ_GET,
 	S_OBJ_DEL,
+	S_OBJ_MOVE,
 	S_CH_INS,
 	S_CH_RANGE,
+	S_CH_LOC,
 	S_CH_DEL,
-	S_CH_SEG,
-	S_CH_SEG_DESC,
 	S_CH_MOVE,
+	S_SCAN_OBJ,
+	S_SCAN_CH,
 	S_SEG_GET,
 	S_SEG_LIST,
 	S_SEG_DEL,
+	S_SEG_MAXEND,
 	S_COUNT
 };
+
+#define LOC_COLS "stream, seg, seq, pos, len, crc"
+#define MOVE_SET " SET stream = ?, seg = ?, seq = ?, pos = ?"
+#define MOVE_WHERE " AND stream = ? AND seg = ? AND pos = ?"
+#define SCAN_WHERE " WHERE stream = ? AND seg = ? AND pos + len + " HDR " > ? LIMIT ?"
 
 static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_OBJ_INS] = "INSERT INTO objects(oid, size, chunk_bytes, nchunks, ctime) VALUES(?,?,?,?,?)",
-	[S_OBJ_GET] = "SELECT size, chunk_bytes, nchunks, ctime FROM objects WHERE oid = ?",
+	[S_OBJ_INS] = "INSERT INTO objects(oid, size, chunk_bytes, nchunks, ctime, " LOC_COLS ")"
+		      " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
+	[S_OBJ_GET] = "SELECT size, chunk_bytes, nchunks, ctime, " LOC_COLS
+		      " FROM objects WHERE oid = ?",
 	[S_OBJ_DEL] = "DELETE FROM objects WHERE oid = ?",
-	[S_CH_INS] = "INSERT INTO chunks(oid, idx, stream, seg, seq, pos, len, crc)"
-		     " VALUES(?,?,?,?,?,?,?,?)",
-	[S_CH_RANGE] = "SELECT idx, stream, seg, seq, pos, len, crc FROM chunks"
+	[S_OBJ_MOVE] = "UPDATE objects" MOVE_SET " WHERE oid = ?" MOVE_WHERE,
+	[S_CH_INS] = "INSERT INTO chunks(oid, idx, " LOC_COLS ") VALUES(?,?,?,?,?,?,?,?)",
+	[S_CH_RANGE] = "SELECT idx, " LOC_COLS " FROM chunks"
 		       " WHERE oid = ? AND idx >= ? AND idx <= ? ORDER BY idx LIMIT ?",
+	[S_CH_LOC] = "SELECT idx, " LOC_COLS " FROM chunks WHERE oid = ? AND idx = ?",
 	[S_CH_DEL] = "DELETE FROM chunks WHERE oid = ?",
-	[S_CH_SEG] = "SELECT oid, idx, seq, pos, len, crc FROM chunks"
-		     " WHERE stream = ? AND seg = ? AND pos > ? ORDER BY pos LIMIT ?",
-	[S_CH_SEG_DESC] = "SELECT oid, idx, seq, pos, len, crc FROM chunks"
-			  " WHERE stream = ? AND seg = ? ORDER BY pos DESC LIMIT ?",
-	[S_CH_MOVE] = "UPDATE chunks SET stream = ?, seg = ?, seq = ?, pos = ?"
-		      " WHERE oid = ? AND idx = ? AND stream = ? AND seg = ? AND pos = ?",
-	[S_SEG_GET] = "SELECT live_bytes, live_chunks FROM segments WHERE stream = ? AND seg = ?",
-	[S_SEG_LIST] = "SELECT stream, seg, live_bytes, live_chunks FROM segments ORDER BY stream, seg",
+	[S_CH_MOVE] = "UPDATE chunks" MOVE_SET " WHERE oid = ? AND idx = ?" MOVE_WHERE,
+	[S_SCAN_OBJ] = "SELECT oid, 0, " LOC_COLS " FROM objects" SCAN_WHERE,
+	[S_SCAN_CH] = "SELECT oid, idx, " LOC_COLS " FROM chunks" SCAN_WHERE,
+	[S_SEG_GET] = "SELECT live_bytes, live_chunks, max_end FROM segments"
+		      " WHERE stream = ? AND seg = ?",
+	[S_SEG_LIST] = "SELECT stream, seg, live_bytes, live_chunks, max_end FROM segments"
+		       " ORDER BY stream, seg",
 	[S_SEG_DEL] = "DELETE FROM segments WHERE stream = ? AND seg = ? AND live_chunks = 0",
+	[S_SEG_MAXEND] = "UPDATE segments SET max_end = ? WHERE stream = ? AND seg = ?",
 };
 
 struct dnconn {
@@ -358,9 +370,48 @@ void dnmeta_rollback(struct dnconn *c)
 	end_txn(c);
 }
 
+/* ---- rows ------------------------------------------------------------------- */
+
+static void bind_loc(sqlite3_stmt *st, int i, const struct dnloc *l)
+{
+	bind_i64(st, i, l->stream);
+	bind_i64(st, i + 1, l->seg);
+	bind_i64(st, i + 2, l->seq);
+	bind_i64(st, i + 3, (int64_t)l->pos);
+	bind_i64(st, i + 4, l->len);
+	bind_i64(st, i + 5, l->crc);
+}
+
+/* Reads stream, seg, seq, pos, len, crc from column col on; false if any
+ * is out of its range (a damaged database must not steer a read). */
+static bool col_loc(sqlite3_stmt *st, int col, struct dnloc *l)
+{
+	int64_t stream = col_i64(st, col), seg = col_i64(st, col + 1), seq = col_i64(st, col + 2);
+	int64_t pos = col_i64(st, col + 3), len = col_i64(st, col + 4), crc = col_i64(st, col + 5);
+	if (stream < 0 || stream > UINT32_MAX || seg < 0 || seq < seg || pos < 0 || len < 0 ||
+	    len > DNCHUNK_MAX_DATA || crc < 0 || crc > UINT32_MAX)
+		return false;
+	*l = (struct dnloc){ (uint32_t)stream, seg, seq, (uint64_t)pos, (uint32_t)len, (uint32_t)crc };
+	return true;
+}
+
+/* oid, idx, then the location. */
+static bool col_chunk(sqlite3_stmt *st, struct dnmeta_chunk *ch)
+{
+	const void *blob = sqlite3_column_blob(st, 0);
+	int64_t idx = col_i64(st, 1);
+	if (!blob || sqlite3_column_bytes(st, 0) != 16 || idx < 0 || idx > UINT32_MAX ||
+	    !col_loc(st, 2, &ch->loc))
+		return false;
+	memcpy(ch->oid.b, blob, 16);
+	ch->index = (uint32_t)idx;
+	return true;
+}
+
 /* ---- writes --------------------------------------------------------------- */
 
-int dnmeta_obj_insert(struct dnconn *c, const struct dn_oid *oid, const struct dnmeta_obj *o)
+int dnmeta_obj_insert(struct dnconn *c, const struct dn_oid *oid, const struct dnmeta_obj *o,
+		      const struct dnloc *loc0)
 {
 	sqlite3_stmt *st = stmt(c, S_OBJ_INS);
 	bind_oid(st, 1, oid);
@@ -368,6 +419,8 @@ int dnmeta_obj_insert(struct dnconn *c, const struct dn_oid *oid, const struct d
 	bind_i64(st, 3, o->chunk_bytes);
 	bind_i64(st, 4, o->nchunks);
 	bind_i64(st, 5, o->ctime_ms);
+	if (loc0)
+		bind_loc(st, 6, loc0); /* unbound parameters are NULL */
 	int rc = sqlite3_step(st);
 	int ret = 0;
 	if (rc != SQLITE_DONE)
@@ -382,12 +435,7 @@ int dnmeta_chunk_insert(struct dnconn *c, const struct dn_oid *oid, uint32_t ind
 	sqlite3_stmt *st = stmt(c, S_CH_INS);
 	bind_oid(st, 1, oid);
 	bind_i64(st, 2, index);
-	bind_i64(st, 3, loc->stream);
-	bind_i64(st, 4, loc->seg);
-	bind_i64(st, 5, loc->seq);
-	bind_i64(st, 6, (int64_t)loc->pos);
-	bind_i64(st, 7, loc->len);
-	bind_i64(st, 8, loc->crc);
+	bind_loc(st, 3, loc);
 	return run(c, st, "insert chunk");
 }
 
@@ -408,16 +456,18 @@ int dnmeta_obj_delete(struct dnconn *c, const struct dn_oid *oid)
 int dnmeta_chunk_move(struct dnconn *c, const struct dn_oid *oid, uint32_t index,
 		      const struct dnloc *from, const struct dnloc *to, bool *moved)
 {
-	sqlite3_stmt *st = stmt(c, S_CH_MOVE);
-	bind_i64(st, 1, to->stream);
-	bind_i64(st, 2, to->seg);
-	bind_i64(st, 3, to->seq);
-	bind_i64(st, 4, (int64_t)to->pos);
-	bind_oid(st, 5, oid);
-	bind_i64(st, 6, index);
-	bind_i64(st, 7, from->stream);
-	bind_i64(st, 8, from->seg);
-	bind_i64(st, 9, (int64_t)from->pos);
+	sqlite3_stmt *st = stmt(c, index == 0 ? S_OBJ_MOVE : S_CH_MOVE);
+	int i = 1;
+	bind_i64(st, i++, to->stream);
+	bind_i64(st, i++, to->seg);
+	bind_i64(st, i++, to->seq);
+	bind_i64(st, i++, (int64_t)to->pos);
+	bind_oid(st, i++, oid);
+	if (index > 0)
+		bind_i64(st, i++, index);
+	bind_i64(st, i++, from->stream);
+	bind_i64(st, i++, from->seg);
+	bind_i64(st, i++, (int64_t)from->pos);
 	int rc = run(c, st, "move chunk");
 	*moved = rc == 0 && sqlite3_changes(c->db) > 0;
 	return rc;
@@ -431,22 +481,37 @@ int dnmeta_seg_forget(struct dnconn *c, uint32_t stream, int64_t seg)
 	return run(c, st, "forget segment");
 }
 
+int dnmeta_seg_set_max_end(struct dnconn *c, uint32_t stream, int64_t seg, uint64_t max_end)
+{
+	sqlite3_stmt *st = stmt(c, S_SEG_MAXEND);
+	bind_i64(st, 1, (int64_t)max_end);
+	bind_i64(st, 2, stream);
+	bind_i64(st, 3, seg);
+	return run(c, st, "set max_end");
+}
+
 /* ---- reads ---------------------------------------------------------------- */
 
-int dnmeta_obj_get(struct dnconn *c, const struct dn_oid *oid, struct dnmeta_obj *o)
+int dnmeta_obj_get(struct dnconn *c, const struct dn_oid *oid, struct dnmeta_obj *o,
+		   struct dnloc *loc0)
 {
 	sqlite3_stmt *st = stmt(c, S_OBJ_GET);
 	bind_oid(st, 1, oid);
 	int rc = sqlite3_step(st), ret = 0;
 	if (rc == SQLITE_ROW) {
 		int64_t size = col_i64(st, 0), cb = col_i64(st, 1), n = col_i64(st, 2);
-		if (size < 0 || cb <= 0 || cb > DNCHUNK_MAX_DATA || n < 0 || n > UINT32_MAX) {
+		bool has0 = sqlite3_column_type(st, 4) != SQLITE_NULL;
+		struct dnloc l0 = { 0 };
+		if (size < 0 || cb <= 0 || cb > DNCHUNK_MAX_DATA || n < 0 || n > UINT32_MAX ||
+		    has0 != (n > 0) || (has0 && !col_loc(st, 4, &l0))) {
 			ret = -SILT_ECORRUPT;
 		} else {
 			o->size = (uint64_t)size;
 			o->chunk_bytes = (uint32_t)cb;
 			o->nchunks = (uint32_t)n;
 			o->ctime_ms = col_i64(st, 3);
+			if (loc0)
+				*loc0 = l0;
 		}
 	} else {
 		ret = rc == SQLITE_DONE ? -SILT_ENOENT : db_err(c->db, rc, "get object");
@@ -455,16 +520,22 @@ int dnmeta_obj_get(struct dnconn *c, const struct dn_oid *oid, struct dnmeta_obj
 	return ret;
 }
 
-/* Fills a chunk from columns: stream, seg, seq, pos, len, crc at col. */
-static bool read_loc(sqlite3_stmt *st, int col, struct dnloc *l)
+int dnmeta_chunk_loc(struct dnconn *c, const struct dn_oid *oid, uint32_t index,
+		     struct dnloc *loc)
 {
-	int64_t stream = col_i64(st, col), seg = col_i64(st, col + 1), seq = col_i64(st, col + 2);
-	int64_t pos = col_i64(st, col + 3), len = col_i64(st, col + 4), crc = col_i64(st, col + 5);
-	if (stream < 0 || stream > UINT32_MAX || seg < 0 || seq < seg || pos < 0 || len < 0 ||
-	    len > DNCHUNK_MAX_DATA || crc < 0 || crc > UINT32_MAX)
-		return false;
-	*l = (struct dnloc){ (uint32_t)stream, seg, seq, (uint64_t)pos, (uint32_t)len, (uint32_t)crc };
-	return true;
+	if (index == 0) {
+		struct dnmeta_obj o;
+		int rc = dnmeta_obj_get(c, oid, &o, loc);
+		return rc == 0 && o.nchunks == 0 ? -SILT_ENOENT : rc;
+	}
+	struct dnmeta_chunk ch;
+	size_t n;
+	int rc = dnmeta_chunks_get(c, oid, index, index, &ch, 1, &n);
+	if (rc == 0 && n == 0)
+		rc = -SILT_ENOENT;
+	if (rc == 0)
+		*loc = ch.loc;
+	return rc;
 }
 
 int dnmeta_chunks_get(struct dnconn *c, const struct dn_oid *oid, uint32_t first, uint32_t last,
@@ -477,10 +548,10 @@ int dnmeta_chunks_get(struct dnconn *c, const struct dn_oid *oid, uint32_t first
 	bind_i64(st, 3, last);
 	bind_i64(st, 4, (int64_t)max);
 	*n = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
+	while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		struct dnmeta_chunk *ch = &out[*n];
 		int64_t idx = col_i64(st, 0);
-		if (idx < 0 || idx > UINT32_MAX || !read_loc(st, 1, &ch->loc)) {
+		if (idx < 1 || idx > UINT32_MAX || !col_loc(st, 1, &ch->loc)) {
 			ret = -SILT_ECORRUPT;
 			break;
 		}
@@ -488,65 +559,36 @@ int dnmeta_chunks_get(struct dnconn *c, const struct dn_oid *oid, uint32_t first
 		ch->index = (uint32_t)idx;
 		(*n)++;
 	}
-	if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
+	if (ret == 0 && *n < max && rc != SQLITE_DONE)
 		ret = db_err(c->db, rc, "get chunks");
 	done(st);
 	return ret;
 }
 
-static int seg_chunks(struct dnconn *c, sqlite3_stmt *st, uint32_t stream, struct dnmeta_chunk *out,
-		      size_t max, size_t *n)
+int dnmeta_seg_scan(struct dnconn *c, uint32_t stream, int64_t seg, uint64_t min_end,
+		    struct dnmeta_chunk *out, size_t max, size_t *n)
 {
-	int rc, ret = 0;
+	int ret = 0;
 	*n = 0;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *n < max) {
-		struct dnmeta_chunk *ch = &out[*n];
-		const void *blob = sqlite3_column_blob(st, 0);
-		int64_t idx = col_i64(st, 1);
-		int64_t seq = col_i64(st, 2), pos = col_i64(st, 3), len = col_i64(st, 4);
-		int64_t crc = col_i64(st, 5);
-		if (!blob || sqlite3_column_bytes(st, 0) != 16 || idx < 0 || idx > UINT32_MAX ||
-		    seq < 0 || pos < 0 || len < 0 || len > DNCHUNK_MAX_DATA || crc < 0 ||
-		    crc > UINT32_MAX) {
-			ret = -SILT_ECORRUPT;
-			break;
+	for (int t = 0; t < 2 && ret == 0 && *n < max; t++) {
+		sqlite3_stmt *st = stmt(c, t == 0 ? S_SCAN_OBJ : S_SCAN_CH);
+		int rc = SQLITE_DONE;
+		bind_i64(st, 1, stream);
+		bind_i64(st, 2, seg);
+		bind_i64(st, 3, (int64_t)min_end);
+		bind_i64(st, 4, (int64_t)(max - *n));
+		while (*n < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+			if (!col_chunk(st, &out[*n])) {
+				ret = -SILT_ECORRUPT;
+				break;
+			}
+			(*n)++;
 		}
-		memcpy(ch->oid.b, blob, 16);
-		ch->index = (uint32_t)idx;
-		ch->loc = (struct dnloc){ stream, 0, seq, (uint64_t)pos, (uint32_t)len, (uint32_t)crc };
-		(*n)++;
+		if (ret == 0 && *n < max && rc != SQLITE_DONE)
+			ret = db_err(c->db, rc, "scan segment");
+		done(st);
 	}
-	if (ret == 0 && rc != SQLITE_ROW && rc != SQLITE_DONE)
-		ret = db_err(c->db, rc, "segment chunks");
-	done(st);
 	return ret;
-}
-
-int dnmeta_seg_chunks(struct dnconn *c, uint32_t stream, int64_t seg, int64_t after,
-		      struct dnmeta_chunk *out, size_t max, size_t *n)
-{
-	sqlite3_stmt *st = stmt(c, S_CH_SEG);
-	bind_i64(st, 1, stream);
-	bind_i64(st, 2, seg);
-	bind_i64(st, 3, after);
-	bind_i64(st, 4, (int64_t)max);
-	int rc = seg_chunks(c, st, stream, out, max, n);
-	for (size_t i = 0; i < *n; i++)
-		out[i].loc.seg = seg;
-	return rc;
-}
-
-int dnmeta_seg_chunks_desc(struct dnconn *c, uint32_t stream, int64_t seg,
-			   struct dnmeta_chunk *out, size_t max, size_t *n)
-{
-	sqlite3_stmt *st = stmt(c, S_CH_SEG_DESC);
-	bind_i64(st, 1, stream);
-	bind_i64(st, 2, seg);
-	bind_i64(st, 3, (int64_t)max);
-	int rc = seg_chunks(c, st, stream, out, max, n);
-	for (size_t i = 0; i < *n; i++)
-		out[i].loc.seg = seg;
-	return rc;
 }
 
 int dnmeta_seg_get(struct dnconn *c, uint32_t stream, int64_t seg, struct dnmeta_seg *out)
@@ -554,14 +596,15 @@ int dnmeta_seg_get(struct dnconn *c, uint32_t stream, int64_t seg, struct dnmeta
 	sqlite3_stmt *st = stmt(c, S_SEG_GET);
 	bind_i64(st, 1, stream);
 	bind_i64(st, 2, seg);
-	*out = (struct dnmeta_seg){ stream, seg, 0, 0 };
+	*out = (struct dnmeta_seg){ stream, seg, 0, 0, 0 };
 	int rc = sqlite3_step(st), ret = 0;
 	if (rc == SQLITE_ROW) {
-		int64_t b = col_i64(st, 0), n = col_i64(st, 1);
-		if (b < 0 || n < 0)
+		int64_t b = col_i64(st, 0), n = col_i64(st, 1), e = col_i64(st, 2);
+		if (b < 0 || n < 0 || e < 0)
 			ret = -SILT_ECORRUPT;
 		out->live_bytes = (uint64_t)SILT_MAX(b, 0);
 		out->live_chunks = (uint64_t)SILT_MAX(n, 0);
+		out->max_end = (uint64_t)SILT_MAX(e, 0);
 	} else if (rc != SQLITE_DONE) {
 		ret = db_err(c->db, rc, "get segment");
 	}
@@ -577,8 +620,8 @@ int dnmeta_seg_list(struct dnconn *c, struct dnmeta_seg **out, size_t *n)
 	int rc, ret = 0;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t stream = col_i64(st, 0), seg = col_i64(st, 1);
-		int64_t b = col_i64(st, 2), k = col_i64(st, 3);
-		if (stream < 0 || stream > UINT32_MAX || seg < 0 || b < 0 || k < 0) {
+		int64_t b = col_i64(st, 2), k = col_i64(st, 3), e = col_i64(st, 4);
+		if (stream < 0 || stream > UINT32_MAX || seg < 0 || b < 0 || k < 0 || e < 0) {
 			ret = -SILT_ECORRUPT;
 			break;
 		}
@@ -586,7 +629,8 @@ int dnmeta_seg_list(struct dnconn *c, struct dnmeta_seg **out, size_t *n)
 			cap = cap ? cap * 2 : 16;
 			v = xrealloc(v, cap * sizeof(*v));
 		}
-		v[cnt++] = (struct dnmeta_seg){ (uint32_t)stream, seg, (uint64_t)b, (uint64_t)k };
+		v[cnt++] = (struct dnmeta_seg){ (uint32_t)stream, seg, (uint64_t)b, (uint64_t)k,
+						(uint64_t)e };
 	}
 	if (ret == 0 && rc != SQLITE_DONE)
 		ret = db_err(c->db, rc, "list segments");
