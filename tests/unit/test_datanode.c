@@ -384,6 +384,26 @@ TEST(datanode_range_reads)
 	datanode_close(dn);
 }
 
+TEST(datanode_sync_commit)
+{
+	struct datanode_opts o;
+	struct datanode *dn;
+	small_opts(&o, 16 * KiB, 256 * KiB);
+	o.sync_commit = true;
+	REQUIRE(datanode_open(dn_dir(), 1, &o, &dn) == 0);
+	struct dn_oid ids[20];
+	for (int i = 0; i < 20; i++)
+		REQUIRE(put_obj(dn, 0, (uint64_t)i, 40 * KiB, 9000, &ids[i]) == 0);
+	for (int i = 0; i < 20; i += 2)
+		REQUIRE(datanode_delete(dn, &ids[i]) == 0);
+	struct datanode_gc_stats gs;
+	REQUIRE(datanode_gc_run(dn, 0.9, UINT64_MAX, &gs) == 0);
+	CHECK(gs.segments_freed > 0);
+	for (int i = 1; i < 20; i += 2)
+		CHECK(read_ok(dn, &ids[i], (uint64_t)i, 0, 40 * KiB));
+	datanode_close(dn);
+}
+
 TEST(datanode_caller_chosen_id)
 {
 	struct datanode_opts o;
@@ -1105,4 +1125,32 @@ TEST(datanode_throughput)
 	}
 	close(devnull);
 	log_set_level(lvl);
+}
+
+/* ---- fuzz seeds ------------------------------------------------------------------- */
+
+/* With SILT_WRITE_FUZZ_SEEDS=dir set, writes volume files (valid, and one
+ * with a torn tail) as seeds for tests/fuzz/fuzz_datanode. */
+TEST(datanode_write_fuzz_seeds)
+{
+	const char *dir = getenv("SILT_WRITE_FUZZ_SEEDS");
+	if (!dir)
+		return;
+	uint32_t lens[] = { 0, 1, 100, 5 };
+	uint8_t buf[4 * (DNCHUNK_HDR + 100)];
+	size_t off = 0;
+	for (size_t i = 0; i < SILT_ARRAY_LEN(lens); i++) {
+		struct dnchunk_hdr h = { (int64_t)i, { { 0x11, (uint8_t)i } }, (uint32_t)i, lens[i],
+					 1700000000000 + (int64_t)i, 0 };
+		gen(i, 0, buf + off + DNCHUNK_HDR, lens[i]);
+		h.crc = crc32c(0, buf + off + DNCHUNK_HDR, lens[i]);
+		dnchunk_encode(buf + off, &h);
+		off += DNCHUNK_HDR + lens[i];
+		char path[512];
+		snprintf(path, sizeof(path), "%.400s/volume-%zu-entries", dir, i + 1);
+		CHECK_EQ_INT(write_file_atomic(path, buf, off), 0);
+	}
+	char path[512];
+	snprintf(path, sizeof(path), "%.400s/volume-torn-tail", dir);
+	CHECK_EQ_INT(write_file_atomic(path, buf, off - 3), 0);
 }
