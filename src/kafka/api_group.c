@@ -185,6 +185,9 @@ int kh_join_group(struct kreq *req, struct rd *r)
 {
 	int v = req->api_version;
 	struct kgroup_join_args a = { 0 };
+	char host[72];
+	snprintf(host, sizeof(host), "/%s", req->conn ? kconn_peer_host(req->conn) : "");
+	a.client_host = host;
 	a.group_id = rd_str(r);
 	a.session_timeout_ms = rd_i32(r);
 	a.rebalance_timeout_ms = v >= 1 ? rd_i32(r) : a.session_timeout_ms;

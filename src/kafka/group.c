@@ -27,6 +27,7 @@
 #include "kafka/errors.h"
 #include "kafka/kreq.h"
 
+#include <assert.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/mman.h>
@@ -115,6 +116,7 @@ static struct {
 	struct kgroup **buckets;
 	uint32_t nbuckets, ngroups;
 	uint32_t noffsets;
+	uint64_t member_bytes; /* protocol metadata and assignments held */
 	struct kgroup_limits lim;
 	int64_t (*clock)(void);
 	bool kick;
@@ -781,6 +783,7 @@ void kgroup_waiter_cancel(struct kgroup_waiter *w)
 static void member_free_protos(struct kmember *m)
 {
 	for (int32_t i = 0; i < m->nprotos; i++) {
+		G.member_bytes -= strlen(m->protos[i].name) + (uint64_t)m->protos[i].meta_len;
 		free(m->protos[i].name);
 		free(m->protos[i].meta);
 	}
@@ -798,7 +801,18 @@ static void member_set_protos(struct kmember *m, const struct kgroup_join_args *
 		m->protos[i].name = s_dup(a->protocols[i].name);
 		m->protos[i].meta_len = (int32_t)slen(a->protocols[i].metadata);
 		m->protos[i].meta = b_dup(a->protocols[i].metadata.p, m->protos[i].meta_len);
+		G.member_bytes += strlen(m->protos[i].name) + (uint64_t)m->protos[i].meta_len;
 	}
+}
+
+/* Replaces m's assignment (NULL/0 clears it), keeping the byte count. */
+static void member_set_assignment(struct kmember *m, const void *p, int32_t len)
+{
+	G.member_bytes -= (uint64_t)m->assignment_len;
+	free(m->assignment);
+	m->assignment_len = SILT_MAX(len, 0);
+	m->assignment = b_dup(p, m->assignment_len);
+	G.member_bytes += (uint64_t)m->assignment_len;
 }
 
 static bool member_same_protos(const struct kmember *m, const struct kgroup_join_args *a)
@@ -839,11 +853,11 @@ static void member_free(struct kmember *m)
 	if (m->sync_w)
 		waiter_error(m->sync_w, KERR_UNKNOWN_MEMBER_ID, NULL);
 	member_free_protos(m);
+	member_set_assignment(m, NULL, 0);
 	free(m->id);
 	free(m->instance_id);
 	free(m->client_id);
 	free(m->client_host);
-	free(m->assignment);
 	free(m);
 }
 
@@ -914,9 +928,7 @@ static void prepare_rebalance(struct kgroup *g, int64_t now)
 		 * for it to rejoin. */
 		for (int32_t i = 0; i < g->nmembers; i++) {
 			struct kmember *m = g->members[i];
-			free(m->assignment);
-			m->assignment = NULL;
-			m->assignment_len = 0;
+			member_set_assignment(m, NULL, 0);
 			if (m->sync_w)
 				waiter_error(m->sync_w, KERR_REBALANCE_IN_PROGRESS, NULL);
 		}
@@ -945,35 +957,34 @@ static void prepare_rebalance(struct kgroup *g, int64_t now)
 static const char *select_protocol(const struct kgroup *g)
 {
 	const struct kmember *l = g->leader;
-	const char *best = NULL;
-	int32_t best_votes = -1;
+	int32_t nc = 0;
+	const char **cand = xcalloc(l->nprotos ? (size_t)l->nprotos : 1, sizeof(*cand));
+	int32_t *votes = xcalloc(l->nprotos ? (size_t)l->nprotos : 1, sizeof(*votes));
 	for (int32_t c = 0; c < l->nprotos; c++) {
-		const char *name = l->protos[c].name;
 		bool all = true;
 		for (int32_t i = 0; i < g->nmembers && all; i++)
-			all = member_proto(g->members[i], name) != NULL;
-		if (!all)
-			continue;
-		int32_t votes = 0;
-		for (int32_t i = 0; i < g->nmembers; i++) {
-			const struct kmember *m = g->members[i];
-			/* m's vote: its first protocol every member supports. */
-			for (int32_t k = 0; k < m->nprotos; k++) {
-				bool ok = true;
-				for (int32_t j = 0; j < g->nmembers && ok; j++)
-					ok = member_proto(g->members[j], m->protos[k].name) != NULL;
-				if (ok) {
-					votes += strcmp(m->protos[k].name, name) == 0;
-					break;
-				}
-			}
-		}
-		if (votes > best_votes) {
-			best = name;
-			best_votes = votes;
-		}
+			all = member_proto(g->members[i], l->protos[c].name) != NULL;
+		if (all)
+			cand[nc++] = l->protos[c].name;
 	}
-	return best ? best : (l->nprotos ? l->protos[0].name : "");
+	for (int32_t i = 0; i < g->nmembers; i++) {
+		const struct kmember *m = g->members[i];
+		int32_t vote = -1;
+		for (int32_t k = 0; k < m->nprotos && vote < 0; k++)
+			for (int32_t c = 0; c < nc && vote < 0; c++)
+				if (strcmp(m->protos[k].name, cand[c]) == 0)
+					vote = c;
+		if (vote >= 0)
+			votes[vote]++;
+	}
+	int32_t best = -1;
+	for (int32_t c = 0; c < nc; c++)
+		if (best < 0 || votes[c] > votes[best])
+			best = c;
+	const char *name = best >= 0 ? cand[best] : (l->nprotos ? l->protos[0].name : "");
+	free(cand);
+	free(votes);
+	return name;
 }
 
 static void fill_join_result(const struct kgroup *g, const struct kmember *m, struct kgroup_result *res)
@@ -1088,7 +1099,7 @@ static struct kmember *member_add(struct kgroup *g, char *id, const struct kgrou
 	struct kmember *m = xcalloc(1, sizeof(*m));
 	m->id = id;
 	m->instance_id = s_dup_nullable(a->group_instance_id);
-	m->client_host = xstrdup("");
+	m->client_host = xstrdup(a->client_host ? a->client_host : "");
 	member_update(m, a, now);
 	if (g->nmembers == g->capmembers) {
 		g->capmembers = g->capmembers ? g->capmembers * 2 : 4;
@@ -1157,6 +1168,11 @@ static int16_t join_locked(const struct kgroup_join_args *a, struct kgroup_waite
 		bytes += (int64_t)slen(a->protocols[i].metadata) + (int64_t)slen(a->protocols[i].name);
 	if (bytes > KGROUP_MAX_MEMBER_BYTES)
 		return KERR_INVALID_REQUEST;
+	if (G.member_bytes + (uint64_t)bytes > KGROUP_MAX_TOTAL_BYTES) {
+		log_warn(SUB, "member state over %llu bytes, refusing a join",
+			 (unsigned long long)KGROUP_MAX_TOTAL_BYTES);
+		return KERR_COORDINATOR_NOT_AVAILABLE;
+	}
 
 	struct kgroup *g = group_find(a->group_id);
 	if (!g) {
@@ -1303,9 +1319,17 @@ static int16_t sync_locked(struct slice group_id, int32_t generation, struct sli
 		return KERR_UNKNOWN_MEMBER_ID;
 	}
 	if (m == g->leader) {
-		for (int32_t i = 0; i < nassign; i++)
+		uint64_t total = 0;
+		for (int32_t i = 0; i < nassign; i++) {
 			if (assign[i].assignment.len > KGROUP_MAX_MEMBER_BYTES)
 				return KERR_INVALID_REQUEST;
+			total += slen(assign[i].assignment);
+		}
+		if (G.member_bytes + total > KGROUP_MAX_TOTAL_BYTES) {
+			log_warn(SUB, "group %s: member state over %llu bytes, refusing a sync", g->id,
+				 (unsigned long long)KGROUP_MAX_TOTAL_BYTES);
+			return KERR_COORDINATOR_NOT_AVAILABLE;
+		}
 	}
 	m->last_heard = now;
 	m->synced = true;
@@ -1315,20 +1339,13 @@ static int16_t sync_locked(struct slice group_id, int32_t generation, struct sli
 	w->m = m;
 	if (m != g->leader)
 		return KERR_NONE;
-	for (int32_t i = 0; i < g->nmembers; i++) {
-		struct kmember *o = g->members[i];
-		free(o->assignment);
-		o->assignment = NULL;
-		o->assignment_len = 0;
-	}
+	for (int32_t i = 0; i < g->nmembers; i++)
+		member_set_assignment(g->members[i], NULL, 0);
 	for (int32_t i = 0; i < nassign; i++) {
 		int32_t oi = member_index(g, assign[i].member_id);
-		if (oi < 0)
-			continue;
-		struct kmember *o = g->members[oi];
-		free(o->assignment);
-		o->assignment_len = (int32_t)slen(assign[i].assignment);
-		o->assignment = b_dup(assign[i].assignment.p, o->assignment_len);
+		if (oi >= 0)
+			member_set_assignment(g->members[oi], assign[i].assignment.p,
+					      (int32_t)slen(assign[i].assignment));
 	}
 	g->state = KGS_STABLE;
 	log_info(SUB, "group %s generation %d is stable", g->id, g->generation);
@@ -1819,9 +1836,11 @@ void kgroup_shutdown(void)
 	}
 	free(G.buckets);
 	G.buckets = NULL;
+	assert(G.member_bytes == 0 && G.noffsets == 0 && G.live_bytes == 0);
 	G.nbuckets = G.ngroups = 0;
 	G.noffsets = 0;
 	G.live_bytes = 0;
+	G.member_bytes = 0;
 	if (G.fd >= 0)
 		close(G.fd);
 	G.fd = -1;

@@ -33,6 +33,9 @@ enum {
 	KGROUP_MAX_OFFSETS = 1000000,         /* committed offsets across groups */
 	KGROUP_MAX_OFFSET_METADATA = 4096,    /* -> OFFSET_METADATA_TOO_LARGE */
 };
+/* All members' metadata and assignments together; past it joins and syncs
+ * get COORDINATOR_NOT_AVAILABLE (retriable) instead of growing memory. */
+#define KGROUP_MAX_TOTAL_BYTES (512ull << 20)
 
 enum kgroup_state {
 	KGS_EMPTY,
@@ -92,6 +95,7 @@ struct kgroup_join_args {
 	int32_t nprotocols;
 	const struct kgroup_protocol *protocols;
 	bool require_known_member_id; /* JoinGroup v4+: answer MEMBER_ID_REQUIRED first */
+	const char *client_host;      /* "/ip" as Kafka reports it; NULL = "" */
 };
 
 struct kgroup_member_info {

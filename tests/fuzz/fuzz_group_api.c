@@ -52,7 +52,7 @@ static int g_nids;
 
 static void learn_id(const struct kreq *q)
 {
-	if (q->api_key != 11)
+	if (q->api_key != 11 || !q->out.p)
 		return;
 	struct rd r;
 	rd_init(&r, q->out.p, q->out.len);

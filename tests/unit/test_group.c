@@ -636,6 +636,63 @@ TEST(group_static_member_rejoin)
 	teardown();
 }
 
+/* The protocol with most first-choice votes among those all support wins. */
+TEST(group_protocol_vote)
+{
+	setup(NULL);
+	struct call c[3];
+	struct wbuf b;
+	struct jresp j;
+	join_body(&b, 3, "g7", "", "M", "roundrobin"); /* range, roundrobin */
+	call_start(&c[0], kh_join_group, 11, 3, &b);
+	wbuf_destroy(&b);
+	for (int i = 1; i < 3; i++) {
+		wbuf_init(&b, 0, 0);
+		w_str(&b, "g7");
+		wbuf_i32(&b, 10000);
+		wbuf_i32(&b, 10000);
+		w_str(&b, "");
+		w_str(&b, "consumer");
+		wbuf_i32(&b, i == 1 ? 2 : 3);
+		w_str(&b, "roundrobin");
+		wbuf_kbytes(&b, "", 0);
+		if (i == 2) {
+			w_str(&b, "sticky"); /* not supported by all: no candidate */
+			wbuf_kbytes(&b, "", 0);
+		}
+		w_str(&b, "range");
+		wbuf_kbytes(&b, "", 0);
+		call_start(&c[i], kh_join_group, 11, 3, &b);
+		wbuf_destroy(&b);
+	}
+	tick(200);
+	tick(200);
+	for (int i = 0; i < 3; i++) {
+		REQUIRE(call_poll(&c[i], false) == KH_DONE);
+		CHECK(parse_join(&c[i], 3, &j));
+		CHECK_EQ_INT(j.err, 0);
+		CHECK(strcmp(j.proto, "roundrobin") == 0);
+		CHECK_EQ_INT(j.n, i == 0 ? 3 : 0);
+		call_end(&c[i]);
+	}
+	/* A member sharing no protocol with the group is refused. */
+	wbuf_init(&b, 0, 0);
+	w_str(&b, "g7");
+	wbuf_i32(&b, 10000);
+	wbuf_i32(&b, 10000);
+	w_str(&b, "");
+	w_str(&b, "consumer");
+	wbuf_i32(&b, 1);
+	w_str(&b, "sticky");
+	wbuf_kbytes(&b, "", 0);
+	call_start(&c[0], kh_join_group, 11, 3, &b);
+	wbuf_destroy(&b);
+	CHECK(parse_join(&c[0], 3, &j));
+	CHECK_EQ_INT(j.err, KERR_INCONSISTENT_GROUP_PROTOCOL);
+	call_end(&c[0]);
+	teardown();
+}
+
 /* A cancelled (connection closed) join leaves the member to its session. */
 TEST(group_cancelled_join)
 {
