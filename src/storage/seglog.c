@@ -1173,7 +1173,7 @@ int seglog_seg_get(struct seglog *log, int64_t base, struct seglog_read *out)
 	ssize_t i = find_seg_exact(log, base);
 	if (i >= 0) {
 		struct seglog_seg *s = log->segs[i];
-		seg_ref(s);
+		segment_ref(s);
 		*out = (struct seglog_read){ s, s->fd, 0, s->size, s->base };
 	}
 	pthread_mutex_unlock(&log->mu);
