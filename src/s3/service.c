@@ -798,3 +798,23 @@ void s3svc_stop(struct s3svc *s)
 		s3meta_close(s->meta);
 	free(s);
 }
+
+/* Background duties: reclaim abandoned multipart uploads' parts, compact
+ * data-node volumes, checkpoint the metadata WAL. Housekeeping thread. */
+void s3svc_housekeeping(struct s3svc *s, int64_t now)
+{
+	static int64_t next_gc, next_ckpt, next_users;
+	if (now >= next_ckpt) {
+		next_ckpt = now + 1000;
+		s3meta_checkpoint(s->meta);
+	}
+	if (now >= next_users) {
+		/* Users added by `silt user` in another process. */
+		next_users = now + 2000;
+		s3meta_users_reload(s->meta);
+	}
+	if (now >= next_gc) {
+		next_gc = now + 30000;
+		s3route_gc(s->route, 0.5, 256u << 20);
+	}
+}
