@@ -9,7 +9,7 @@ build_pkgs=(gcc make pkg-config libssl-dev libisal-dev libsqlite3-dev zlib1g-dev
 	liblz4-dev libsnappy-dev libcurl4-openssl-dev libcjson-dev libexpat1-dev librdkafka-dev
 	libnats-dev libhiredis-dev)
 test_pkgs=(clang libclang-rt-14-dev kcat python3-confluent-kafka python3-kafka nodejs npm
-	procps psmisc)
+	procps psmisc awscli python3-boto3 s3cmd rclone)
 
 pkgs=("${build_pkgs[@]}")
 [ "$mode" = test ] && pkgs+=("${test_pkgs[@]}")
