@@ -90,29 +90,33 @@ printf 'space\n' >"$tree/e f/name with spaces.txt"
 printf 'plus\n' >"$tree/e f/a+b=c&d.txt"
 nfiles=$(find "$tree" -type f | wc -l)
 
-out=$(aws1 s3 sync "$tree" s3://xfer/tree 2>&1) || fail "sync up: $out"
+# A client that misreads a response waits for its read timeout (60 s) and
+# retries, which still "works": bound the time so such a stall fails.
+t0=$SECONDS
+out=$(aws1 s3 sync --no-progress "$tree" s3://xfer/tree 2>&1) || fail "sync up: $out"
+[ $((SECONDS - t0)) -le 10 ] || fail "aws1 s3 sync of $nfiles small files took $((SECONDS - t0)) s (a stalled response?)"
 assert_eq "$(printf '%s\n' "$out" | grep -c '^upload:')" "$nfiles" "sync up uploads every file"
 keys=$(aws1 s3api list-objects-v2 --bucket xfer --prefix tree/ --query 'Contents[].Key' --output text | tr '\t' '\n' | sort)
 assert_eq "$keys" "$(cd "$tree" && find . -type f | sed 's|^\./|tree/|' | sort)" "keys after sync up"
 
-out=$(aws1 s3 sync "$tree" s3://xfer/tree 2>&1) || fail "re-sync: $out"
+out=$(aws1 s3 sync --no-progress "$tree" s3://xfer/tree 2>&1) || fail "re-sync: $out"
 assert_eq "$out" "" "re-sync with aws1 transfers nothing"
-out=$(aws2 s3 sync "$tree" s3://xfer/tree 2>&1) || fail "aws2 re-sync: $out"
+out=$(aws2 s3 sync --no-progress "$tree" s3://xfer/tree 2>&1) || fail "aws2 re-sync: $out"
 assert_eq "$out" "" "re-sync with aws2 transfers nothing"
 
 sleep 1 # sync compares sizes and mtimes at 1 s granularity
 printf 'two, changed and longer\n' >"$tree/a/b/2.txt"
-out=$(aws1 s3 sync "$tree" s3://xfer/tree 2>&1) || fail "sync after a change: $out"
+out=$(aws1 s3 sync --no-progress "$tree" s3://xfer/tree 2>&1) || fail "sync after a change: $out"
 assert_eq "$(printf '%s\n' "$out" | grep -c '^upload:')" 1 "sync after one change uploads one file"
 assert_contains "$out" "s3://xfer/tree/a/b/2.txt" "sync uploads the changed file"
 
-out=$(aws2 s3 sync s3://xfer/tree "$down/tree" 2>&1) || fail "sync down: $out"
+out=$(aws2 s3 sync --no-progress s3://xfer/tree "$down/tree" 2>&1) || fail "sync down: $out"
 diff -r "$tree" "$down/tree" || fail "tree synced down differs from the original"
-out=$(aws2 s3 sync s3://xfer/tree "$down/tree" 2>&1) || fail "re-sync down: $out"
+out=$(aws2 s3 sync --no-progress s3://xfer/tree "$down/tree" 2>&1) || fail "re-sync down: $out"
 assert_eq "$out" "" "re-sync down transfers nothing"
 
 rm "$tree/a/1.txt"
-out=$(aws1 s3 sync --delete "$tree" s3://xfer/tree 2>&1) || fail "sync --delete: $out"
+out=$(aws1 s3 sync --no-progress --delete "$tree" s3://xfer/tree 2>&1) || fail "sync --delete: $out"
 assert_contains "$out" "delete: s3://xfer/tree/a/1.txt" "sync --delete removes the deleted file"
 out=$(aws1 s3 ls s3://xfer/tree/a/1.txt 2>&1) && fail "a/1.txt still listed after sync --delete: $out"
 
@@ -134,7 +138,7 @@ assert_contains "$out" "Total Objects: 4" "--summarize object count"
 assert_contains "$out" "Total Size: $((1 + (1 << 20) + (20 << 20)))" "--summarize total size"
 
 log "rm --recursive"
-out=$(aws1 s3 rm --recursive s3://xfer/tree/a/ 2>&1) || fail "rm --recursive: $out"
+out=$(aws1 s3 rm --recursive s3://xfer/tree/a/ 2>&1 | tr '\r' '\n') || fail "rm --recursive: $out"
 assert_eq "$(printf '%s\n' "$out" | grep -c '^delete:')" 2 "rm --recursive of tree/a/ deletes 2 objects"
 keys=$(aws1 s3api list-objects-v2 --bucket xfer --prefix tree/ --query 'Contents[].Key' --output text | tr '\t' '\n' | sort)
 assert_eq "$keys" "$(cd "$tree" && find . -type f ! -path './a/*' | sed 's|^\./|tree/|' | sort)" "keys left after rm --recursive tree/a/"
