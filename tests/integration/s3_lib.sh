@@ -219,8 +219,12 @@ xml_vals() {
 # bucket_names: the root user's buckets, sorted, one per line.
 bucket_names() { s3curl / | xml_vals Name | sort; }
 
+# urlenc STRING: S3's URI encoding of a query value (curl 7.88's SigV4 signs
+# the query as given, so it must already be canonical).
+urlenc() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe="-_.~"))' "$1"; }
+
 # list_keys BUCKET [PREFIX]: every key (ListObjectsV2, up to 1000), sorted.
-list_keys() { s3curl -G --data-urlencode list-type=2 --data-urlencode "prefix=${2:-}" "/$1" | xml_vals Key | sort; }
+list_keys() { s3curl "/$1?list-type=2&prefix=$(urlenc "${2:-}")" | xml_vals Key | sort; }
 
 # head_hdr BUCKET/KEY HEADER: one response header of a HEAD (empty if none).
 head_hdr() {
