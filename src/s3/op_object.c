@@ -721,7 +721,7 @@ static int copy_data(struct s3req *r, const struct s3meta_obj *src, struct s3_ck
 	return s3route_put_commit(p, loc, loclen);
 }
 
-static bool attrs_from_source(struct s3req *r, const struct s3meta_obj *src, struct obj_attrs *a)
+static void attrs_from_source(const struct s3meta_obj *src, struct obj_attrs *a)
 {
 	memset(a, 0, sizeof(*a));
 	wbuf_init(&a->umeta, 0, S3META_USER_META_MAX);
@@ -733,8 +733,6 @@ static bool attrs_from_source(struct s3req *r, const struct s3meta_obj *src, str
 	a->expires = src->expires;
 	if (src->user_meta_len)
 		wbuf_put(&a->umeta, src->user_meta, src->user_meta_len);
-	(void)r;
-	return true;
 }
 
 void s3op_copy_object(struct s3req *r)
@@ -777,7 +775,9 @@ void s3op_copy_object(struct s3req *r)
 			 "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120");
 		goto out;
 	}
-	if (replace ? !attrs_from_request(r, &a) : !attrs_from_source(r, &src, &a))
+	if (!replace)
+		attrs_from_source(&src, &a);
+	else if (!attrs_from_request(r, &a))
 		goto out;
 	if (alg == S3_CKSUM_NONE && src.cksum_algo)
 		alg = s3_cksum_alg_from_name(src.cksum_algo, strlen(src.cksum_algo));
