@@ -1,0 +1,309 @@
+#!/usr/bin/python3
+"""confluent_kafka 1.7 / librdkafka 2.0.2 against silt.
+
+- AdminClient: create_topics (3 partitions), a duplicate create fails with
+  TOPIC_ALREADY_EXISTS, create_partitions to 4, describe_configs and
+  alter_configs of retention.ms, delete_topics.
+- Producer: keys, headers and explicit timestamps for every compression.type
+  x {acks=1, acks=all, idempotent}; every delivery report OK; offsets per
+  partition dense from 0.
+- Consumer: a group subscriber reads everything back; per partition the
+  offsets, keys, values, headers and timestamps equal the delivery reports;
+  committed offsets come back from the coordinator, and a second consumer in
+  the same group starts after them.
+- No librdkafka log line at warning level or worse mentions protocol or API
+  version trouble.
+"""
+
+import logging
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from silt_harness import Silt, check, eq, log, run_test, wait_until  # noqa: E402
+
+from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer,  # noqa: E402
+                             TopicPartition)
+from confluent_kafka import TIMESTAMP_CREATE_TIME  # noqa: E402
+from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions,  # noqa: E402
+                                   NewTopic)
+
+CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
+MODES = {
+    "acks1": {"acks": "1"},
+    "acksall": {"acks": "all"},
+    "idempotent": {"enable.idempotence": True},
+}
+PER_RUN = 40
+BAD_LOG = ("unsupported", "not supported", "apiversion", "protocol", "feature", "broker does not",
+           "incompatible", "failed to parse", "malformed", "protoerr", "protoufl")
+
+
+class LogCapture(logging.Handler):
+    """Collects librdkafka log records (delivered through the `logger`
+    config) so the test can fail on protocol complaints."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records = []
+
+    def emit(self, record):
+        self.records.append((record.levelno, record.getMessage()))
+
+    def bad(self):
+        return [m for lvl, m in self.records
+                if lvl >= logging.WARNING and any(b in m.lower() for b in BAD_LOG)]
+
+
+CAP = LogCapture()
+LOGGER = logging.getLogger("rdkafka")
+LOGGER.addHandler(CAP)
+LOGGER.setLevel(logging.DEBUG)
+ERRORS = []
+
+
+def error_cb(err):
+    ERRORS.append(str(err))
+
+
+def base_conf(s):
+    return {"bootstrap.servers": s.bootstrap, "api.version.request": True, "logger": LOGGER,
+            "error_cb": error_cb, "broker.address.family": "v4"}
+
+
+def admin_tests(s, admin):
+    name = "adm-topic"
+    fs = admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)],
+                             operation_timeout=10)
+    fs[name].result(15)
+    md = admin.list_topics(name, timeout=10)
+    check(name in md.topics, "created topic missing from metadata")
+    t = md.topics[name]
+    check(t.error is None, "topic metadata error %s" % t.error)
+    eq(sorted(t.partitions), [0, 1, 2], "partitions of created topic")
+    for p in t.partitions.values():
+        eq(p.leader, 0, "leader of partition %d" % p.id)
+        eq(list(p.replicas), [0], "replicas of partition %d" % p.id)
+
+    # Creating it again is TOPIC_ALREADY_EXISTS.
+    fs = admin.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])
+    try:
+        fs[name].result(15)
+        raise AssertionError("duplicate create_topics succeeded")
+    except KafkaException as e:
+        eq(e.args[0].code(), KafkaError.TOPIC_ALREADY_EXISTS, "duplicate create error")
+
+    # validate_only must not create anything.
+    fs = admin.create_topics([NewTopic("adm-validate", 2, 1)], validate_only=True)
+    fs["adm-validate"].result(15)
+    md = admin.list_topics(timeout=10)
+    check("adm-validate" not in md.topics, "validate_only create_topics created the topic")
+
+    # Grow to 4 partitions.
+    fs = admin.create_partitions([NewPartitions(name, 4)], operation_timeout=10)
+    fs[name].result(15)
+    wait_until(lambda: len(admin.list_topics(name, timeout=5).topics[name].partitions) == 4,
+               10, "4 partitions in metadata after create_partitions")
+    # Shrinking is INVALID_PARTITIONS.
+    fs = admin.create_partitions([NewPartitions(name, 2)])
+    try:
+        fs[name].result(15)
+        raise AssertionError("create_partitions to fewer partitions succeeded")
+    except KafkaException as e:
+        eq(e.args[0].code(), KafkaError.INVALID_PARTITIONS, "shrink partitions error")
+
+    # describe/alter configs: retention.ms.
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    cfg = admin.describe_configs([res])[res].result(15)
+    check("retention.ms" in cfg, "retention.ms missing from describe_configs: %s" % sorted(cfg))
+    eq(cfg["retention.ms"].value, "604800000", "default retention.ms")
+    check(cfg["retention.ms"].is_default, "retention.ms should be reported as default")
+    check("segment.bytes" in cfg and "cleanup.policy" in cfg, "segment.bytes/cleanup.policy missing")
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, set_config={"retention.ms": "123456"})
+    admin.alter_configs([res])[res].result(15)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    cfg = admin.describe_configs([res])[res].result(15)
+    eq(cfg["retention.ms"].value, "123456", "retention.ms after alter_configs")
+    check(not cfg["retention.ms"].is_default, "altered retention.ms still reported as default")
+
+    # An invalid value is rejected and leaves the old one.
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, set_config={"retention.ms": "soon"})
+    try:
+        admin.alter_configs([res])[res].result(15)
+        raise AssertionError("alter_configs retention.ms=soon succeeded")
+    except KafkaException as e:
+        eq(e.args[0].code(), KafkaError.INVALID_CONFIG, "invalid config value error")
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    eq(admin.describe_configs([res])[res].result(15)["retention.ms"].value, "123456",
+       "retention.ms after rejected alter")
+
+    # Broker config resource lists the node's settings.
+    bres = ConfigResource(ConfigResource.Type.BROKER, "0")
+    bcfg = admin.describe_configs([bres])[bres].result(15)
+    check("log.retention.ms" in bcfg or "log.retention.hours" in bcfg,
+          "broker describe_configs lacks log.retention.*: %s" % sorted(bcfg)[:20])
+
+    # Delete and see it go.
+    admin.delete_topics([name], operation_timeout=10)[name].result(15)
+    wait_until(lambda: name not in admin.list_topics(timeout=5).topics, 10,
+               "deleted topic to leave metadata")
+    fs = admin.delete_topics(["no-such-topic"])
+    try:
+        fs["no-such-topic"].result(15)
+        raise AssertionError("deleting a missing topic succeeded")
+    except KafkaException as e:
+        eq(e.args[0].code(), KafkaError.UNKNOWN_TOPIC_OR_PART, "delete missing topic error")
+
+
+def produce_all(s, topic):
+    """Produces PER_RUN messages per (codec, mode); returns the delivery
+    reports as {partition: [(offset, key, value, headers, ts)]}."""
+    delivered = {}
+    failures = []
+    ts_base = int(time.time() * 1000) - 60000
+    n = 0
+    for codec in CODECS:
+        for mode, extra in MODES.items():
+            conf = dict(base_conf(s), **extra)
+            conf.update({"compression.type": codec, "linger.ms": 20})
+            p = Producer(conf)
+            sent = {}
+
+            def dr(err, msg, sent=sent):
+                if err is not None:
+                    failures.append("%s: %s" % (msg.key(), err))
+                    return
+                want = sent.pop(msg.key(), None)
+                if want is None:
+                    failures.append("unexpected or duplicate delivery report for %r" % msg.key())
+                    return
+                if msg.value() != want[0]:
+                    failures.append("delivery report value differs for %r" % msg.key())
+                delivered.setdefault(msg.partition(), []).append(
+                    (msg.offset(), msg.key()) + want)
+
+            for i in range(PER_RUN):
+                key = ("%s/%s/%03d" % (codec, mode, i)).encode()
+                # Repetitive values so every codec actually compresses.
+                value = (("%s-%s-%d;" % (codec, mode, i)) * (1 + i % 9)).encode()
+                headers = [("codec", codec.encode()), ("i", str(i).encode()),
+                           ("dup", b"1"), ("dup", b"2")]
+                if i % 10 == 0:
+                    headers.append(("nullhdr", None))
+                n += 1
+                sent[key] = (value, headers, ts_base + n)
+                p.produce(topic, value=value, key=key, headers=headers,
+                          timestamp=ts_base + n)
+                p.poll(0)
+            left = p.flush(20)
+            eq(left, 0, "messages still queued after flush (%s/%s)" % (codec, mode))
+            check(not sent, "no delivery report for %d messages (%s/%s)" % (len(sent), codec, mode))
+    check(not failures, "delivery failures: %s" % failures[:5])
+    return delivered, n
+
+
+def consume_all(s, topic, group, total):
+    c = Consumer(dict(base_conf(s), **{
+        "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False,
+        "session.timeout.ms": 10000, "heartbeat.interval.ms": 500}))
+    c.subscribe([topic])
+    got = {}
+    count = 0
+    deadline = time.monotonic() + 45
+    while count < total and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise AssertionError("consumer error: %s" % m.error())
+        got.setdefault(m.partition(), []).append(
+            (m.offset(), m.key(), m.value(), m.headers(), m.timestamp()))
+        count += 1
+    check(count == total, "consumed %d of %d messages within 45s" % (count, total))
+    # Nothing extra arrives.
+    m = c.poll(1.0)
+    check(m is None or (m.error() and m.error().code() == KafkaError._PARTITION_EOF),
+          "unexpected extra message at %s" % (m and (m.partition(), m.offset())))
+    return c, got
+
+
+def main():
+    with Silt(config={"num.partitions": 1}) as s:
+        admin = AdminClient(base_conf(s))
+        admin_tests(s, admin)
+
+        topic = "cfk-data"
+        admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(15)
+        delivered, total = produce_all(s, topic)
+        log("produced %d messages, partitions %s" % (total, {p: len(v) for p, v in delivered.items()}))
+        eq(sum(len(v) for v in delivered.values()), total, "delivery reports")
+        check(len(delivered) == 3, "keys should spread over 3 partitions, got %s" % sorted(delivered))
+        for p, msgs in delivered.items():
+            offs = sorted(m[0] for m in msgs)
+            eq(offs, list(range(len(msgs))), "partition %d offsets dense from 0" % p)
+
+        c, got = consume_all(s, topic, "cfk-group", total)
+        for p in sorted(delivered):
+            want = sorted(delivered[p])
+            have = got.get(p, [])
+            eq([m[0] for m in have], [m[0] for m in want], "partition %d offsets in order" % p)
+            for w, h in zip(want, have):
+                eq(h[1], w[1], "key at %d/%d" % (p, w[0]))
+                eq(h[2], w[2], "value at %d/%d" % (p, w[0]))
+                eq(h[3], w[3], "headers at %d/%d" % (p, w[0]))
+                eq(h[4], (TIMESTAMP_CREATE_TIME, w[4]), "timestamp at %d/%d" % (p, w[0]))
+
+        # Commit an offset in the middle of each partition and read it back.
+        commit = [TopicPartition(topic, p, len(delivered[p]) // 2) for p in sorted(delivered)]
+        c.commit(offsets=commit, asynchronous=False)
+        committed = c.committed([TopicPartition(topic, p) for p in sorted(delivered)], timeout=10)
+        eq([(tp.partition, tp.offset) for tp in committed],
+           [(tp.partition, tp.offset) for tp in commit], "committed offsets")
+        c.close()
+
+        # A second member of the same group resumes from the commits.
+        c2 = Consumer(dict(base_conf(s), **{
+            "group.id": "cfk-group", "auto.offset.reset": "earliest", "enable.auto.commit": False}))
+        c2.subscribe([topic])
+        first = {}
+        want_rest = sum(len(v) - len(v) // 2 for v in delivered.values())
+        n = 0
+        deadline = time.monotonic() + 30
+        while n < want_rest and time.monotonic() < deadline:
+            m = c2.poll(0.5)
+            if m is None or m.error():
+                check(m is None or m.error().code() == KafkaError._PARTITION_EOF,
+                      "consumer 2 error %s" % (m and m.error()))
+                continue
+            first.setdefault(m.partition(), m.offset())
+            n += 1
+        eq(n, want_rest, "messages after the committed offsets")
+        eq(first, {tp.partition: tp.offset for tp in commit}, "first offset per partition for consumer 2")
+        c2.close()
+
+        # Another group has no commits: OffsetFetch answers -1 (OFFSET_INVALID).
+        c3 = Consumer(dict(base_conf(s), **{"group.id": "cfk-empty-group"}))
+        none = c3.committed([TopicPartition(topic, 0)], timeout=10)
+        eq(none[0].offset, -1001, "committed offset of a group without commits (OFFSET_INVALID)")
+        c3.close()
+
+        # Watermarks agree with what was produced.
+        c4 = Consumer(dict(base_conf(s), **{"group.id": "cfk-wm"}))
+        for p in sorted(delivered):
+            lo, hi = c4.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            eq((lo, hi), (0, len(delivered[p])), "watermarks of partition %d" % p)
+        c4.close()
+
+        bad = CAP.bad()
+        check(not bad, "librdkafka logged protocol warnings: %s" % bad[:5])
+        errs = [e for e in ERRORS if "ALL_BROKERS_DOWN" not in e]
+        check(not errs, "librdkafka error_cb: %s" % errs[:5])
+        log("%d librdkafka log records, none about protocol trouble" % len(CAP.records))
+
+
+if __name__ == "__main__":
+    run_test(main)
