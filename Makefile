@@ -25,26 +25,36 @@ ASAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-p
 .PHONY: all check unit unit-asan fuzz integration clean compdb
 all: $(B)/silt
 
+Q := @
+ifeq ($(V),1)
+Q :=
+endif
+
 $(B)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) $(OPT) -c $< -o $@
+	@echo "  CC      $<"
+	$(Q)$(CC) $(CFLAGS_BASE) $(OPT) -c $< -o $@
 
 $(B)/asan/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -O1 $(ASAN) -c $< -o $@
+	@echo "  CC asan $<"
+	$(Q)$(CC) $(CFLAGS_BASE) -O1 $(ASAN) -c $< -o $@
 
 $(B)/libsilt.a: $(OBJ_LIB)
 	@rm -f $@
-	ar rcs $@ $^
+	$(Q)ar rcs $@ $^
 
 $(B)/silt: $(OBJ_MAIN) $(B)/libsilt.a
-	$(CC) $(CFLAGS_BASE) $(OPT) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(CFLAGS_BASE) $(OPT) -o $@ $^ $(LIBS)
 
 $(B)/unit_tests: $(OBJ_TEST) $(B)/libsilt.a
-	$(CC) $(CFLAGS_BASE) $(OPT) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(CFLAGS_BASE) $(OPT) -o $@ $^ $(LIBS)
 
 $(B)/unit_tests_asan: $(AOBJ_TEST) $(AOBJ_LIB)
-	$(CC) $(CFLAGS_BASE) $(ASAN) -o $@ $^ $(LIBS)
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(CFLAGS_BASE) $(ASAN) -o $@ $^ $(LIBS)
 
 unit: $(B)/unit_tests
 	$(B)/unit_tests

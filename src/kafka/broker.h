@@ -13,6 +13,7 @@
 #define SILT_KAFKA_BROKER_H
 
 #include "core/platform.h"
+#include "kafka/kreq.h"
 #include "kafka/tconf.h"
 #include "storage/seglog.h"
 
@@ -60,6 +61,11 @@ struct kbroker_conf {
 	int nthreads;
 };
 
+/* Partition `id` of t, or NULL if out of range. Valid while the caller holds
+ * a reference to t (partitions are never removed from a live topic). */
+struct kpartition *ktopic_partition(struct ktopic *t, int32_t id);
+int32_t ktopic_npartitions(struct ktopic *t);
+
 /* Looks up a topic; returns a reference or NULL. */
 struct ktopic *kbroker_topic(const char *name, size_t len);
 void ktopic_unref(struct ktopic *t);
@@ -81,5 +87,17 @@ int kbroker_topic_conf_changed(struct ktopic *t);
 bool kafka_topic_name_valid(const char *name, size_t len);
 
 const struct kbroker_conf *kbroker_conf(void);
+
+/* Lifecycle, called by the CLI: loads every topic under data_dir/kafka. */
+int kbroker_open(const struct kbroker_conf *conf);
+void kbroker_close(void);
+/* Flush policy and (if retention) retention over every partition; from the
+ * housekeeping thread. */
+void kbroker_housekeeping(int64_t now_wall_ms, bool retention);
+/* Group commit for fsync_acks: asks the flusher thread to fsync p soon;
+ * seglog_flushed_offset(p->log) then moves and kafka_kick() is called. */
+void kbroker_request_flush(struct kpartition *p);
+void kbroker_flusher_start(void);
+void kbroker_flusher_stop(void);
 
 #endif

@@ -33,7 +33,7 @@ int kh_offset_fetch(struct kreq *req, struct rd *r);
 int kh_list_groups(struct kreq *req, struct rd *r);
 int kh_describe_groups(struct kreq *req, struct rd *r);
 int kh_delete_groups(struct kreq *req, struct rd *r);
-/* api_producer.c */
+/* api_admin.c (InitProducerId: id allocation only, no transactions) */
 int kh_init_producer_id(struct kreq *req, struct rd *r);
 
 #endif

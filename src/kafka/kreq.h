@@ -55,8 +55,10 @@ struct kreq {
 	struct kreq_file *files;
 	int nfiles, capfiles;
 	int state;
-	struct kreq *next;
-	uint8_t *frame;
+	struct kreq *next;           /* connection's queue, request order */
+	struct kreq *pnext, *pprev;  /* loop's pending list */
+	uint8_t *frame;              /* owned; body points into it (writable) */
+	size_t frame_len;
 };
 
 /* A file range spliced into the response at byte `at` of out (Fetch). */

@@ -112,7 +112,8 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 void seglog_seg_unref(struct seglog_seg *seg);
 
 /* First offset of the first entry whose max_timestamp >= ts, or the end
- * offset if none. */
+ * offset if none; negative (-errno, -SILT_ECORRUPT) if the segment could
+ * not be read. */
 int64_t seglog_offset_for_time(struct seglog *log, int64_t ts);
 
 /* Deletes whole non-active segments: oldest first while the log is over
@@ -124,5 +125,20 @@ int seglog_retain(struct seglog *log, int64_t retention_ms, int64_t retention_by
 /* Removes every entry with offsets >= offset (for followers, later).
  * Offset must be an entry boundary. */
 int seglog_truncate(struct seglog *log, int64_t offset);
+
+/* Counters about the log, for tests and metrics. The open_* fields describe
+ * what the last seglog_open did: a clean open reads no entry bytes
+ * (open_scanned_bytes == 0) and only the headers after the last index entry
+ * of the active segment (open_headers_read). */
+struct seglog_stats {
+	uint32_t segments;
+	bool open_was_clean;             /* marker present and indexes trusted */
+	uint64_t open_scanned_bytes;     /* entry bytes read by recovery */
+	uint64_t open_headers_read;      /* entry headers read by a clean open */
+	uint64_t open_recovered_entries; /* entries kept by recovery */
+	uint64_t open_truncated_bytes;   /* torn/corrupt tail cut by recovery */
+};
+
+void seglog_get_stats(struct seglog *log, struct seglog_stats *st);
 
 #endif

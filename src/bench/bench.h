@@ -1,0 +1,123 @@
+/* bench.h - `silt bench`: load generator built on the real client libraries.
+ *
+ * One workload shape for every system: N messages of SIZE bytes, produced
+ * into (or consumed from) one partition / stream, or produced at a fixed rate
+ * to measure per-message acknowledgement latency. The Kafka target drives any
+ * Kafka-compatible broker (silt itself) through librdkafka; the peers are
+ * NATS JetStream (libnats) and Redis Streams (hiredis), so the numbers in
+ * docs/BENCHMARKS.md come from the clients people actually use.
+ *
+ * Every run is bounded twice: by the message count and by a wall-clock cap
+ * (--duration-s). Each run prints the settings used and a short summary on
+ * stdout, ending with one machine-readable `RESULT key=value ...` line that
+ * scripts/bench.sh parses.
+ *
+ * Threading: bench_main runs on the caller's thread; the client libraries
+ * start their own threads internally and call back into this module only
+ * through counters owned by the running workload. */
+#ifndef SILT_BENCH_H
+#define SILT_BENCH_H
+
+#include "core/platform.h"
+
+enum bench_target { BENCH_KAFKA, BENCH_NATS, BENCH_REDIS };
+enum bench_mode { BENCH_PRODUCE, BENCH_CONSUME, BENCH_LATENCY };
+
+/* Exit codes of bench_main. */
+enum { BENCH_EXIT_OK = 0, BENCH_EXIT_FAIL = 1, BENCH_EXIT_USAGE = 2 };
+
+/* Return of bench_parse_args when --help was asked for. */
+enum { BENCH_PARSE_HELP = 1 };
+
+#define BENCH_MAX_SET 32           /* --set key=value pairs for librdkafka */
+#define BENCH_MAX_MESSAGES 1000000000LL
+#define BENCH_MAX_SIZE (8 << 20)   /* one message, bytes */
+#define BENCH_MAX_DURATION_S 86400
+
+struct bench_opts {
+	enum bench_target target;
+	enum bench_mode mode;
+	int64_t messages;    /* upper bound on messages sent or read */
+	int64_t size;        /* bytes per message value */
+	int64_t duration_s;  /* wall-clock cap for the whole run */
+	int64_t rate;        /* latency mode: messages per second */
+	const char *topic;   /* Kafka topic, NATS stream+subject, Redis key */
+
+	/* kafka */
+	const char *brokers;
+	const char *acks;        /* "0", "1", "all"/"-1" */
+	int64_t linger_ms;       /* -1: mode default */
+	int64_t batch_size;      /* bytes; -1: default */
+	int64_t batch_num;       /* messages per batch; -1: default */
+	const char *compression; /* none, gzip, snappy, lz4, zstd */
+	bool no_create;          /* skip the CreateTopics admin call */
+	int nset;
+	const char *set_key[BENCH_MAX_SET];
+	const char *set_val[BENCH_MAX_SET];
+	/* Backing store for --set strings split at '='; owned by the opts. */
+	char set_buf[BENCH_MAX_SET][256];
+
+	/* nats */
+	const char *url;
+
+	/* redis */
+	const char *host;
+	int64_t port;
+
+	/* nats, redis: messages in flight (publish window, pipeline depth)
+	 * and the batch size of consume requests. */
+	int64_t window;
+};
+
+/* The result of one workload, printed by bench_report. */
+struct bench_result {
+	int64_t msgs;      /* acknowledged (produce) or read (consume) */
+	int64_t bytes;     /* value bytes behind msgs */
+	int64_t failures;  /* messages the system refused or lost */
+	int64_t elapsed_ns;
+	bool incomplete;   /* hit the duration cap before N messages */
+	/* latency mode, nanoseconds; samples owned by the workload */
+	int64_t *lat;
+	int64_t nlat;
+	double target_rate;
+};
+
+/* Fills `o` with defaults. */
+void bench_opts_init(struct bench_opts *o);
+
+/* Parses `argv` as given to bench_main (argv[0] = "bench", argv[1] = the
+ * target). Returns 0, BENCH_PARSE_HELP, or BENCH_EXIT_USAGE with a one-line
+ * reason in err. String fields of `o` point into argv or into `o` itself, so
+ * they are valid while both are. */
+int bench_parse_args(int argc, char **argv, struct bench_opts *o, char *err, size_t errlen);
+
+void bench_usage(FILE *f);
+
+/* Entry point for `silt bench ...`; returns a process exit code. */
+int bench_main(int argc, char **argv);
+
+/* Shared helpers for the target modules. */
+int64_t bench_now_ns(void);
+/* Sleeps until the monotonic time `deadline_ns` (no-op if it has passed). */
+void bench_sleep_until(int64_t deadline_ns);
+/* A heap buffer of `size` bytes of printable pseudo-random text; the caller
+ * frees it. At least 8 bytes are allocated so a timestamp always fits. */
+uint8_t *bench_payload_new(size_t size);
+/* Reads/writes an int64 at the start of a payload (latency timestamps). */
+void bench_stamp_put(uint8_t *p, int64_t v);
+int64_t bench_stamp_get(const void *p, size_t len);
+/* Sorts r->lat in place; bench_quantile needs sorted samples and returns
+ * the nearest-rank q-quantile (0 < q <= 1), 0 without samples. */
+void bench_lat_sort(struct bench_result *r);
+int64_t bench_quantile(const struct bench_result *r, double q);
+/* Prints the summary and the RESULT line for one run. */
+void bench_report(const struct bench_opts *o, struct bench_result *r);
+const char *bench_target_name(enum bench_target t);
+const char *bench_mode_name(enum bench_mode m);
+
+/* Workloads; each returns BENCH_EXIT_OK or BENCH_EXIT_FAIL. */
+int bench_kafka_run(const struct bench_opts *o);
+int bench_nats_run(const struct bench_opts *o);
+int bench_redis_run(const struct bench_opts *o);
+
+#endif

@@ -1,0 +1,26 @@
+/* server.h - the Kafka listener: one event loop per thread, connections
+ * spread round-robin across them, request framing, in-order responses,
+ * pending (long-poll) requests, admission limits.
+ *
+ * Request flow: bytes -> kconn read buffer -> whole frame (size capped by
+ * socket.request.max.bytes) copied into the kreq it becomes -> header
+ * decoded (dispatch.c) -> handler -> response queued in request order ->
+ * writev/sendfile when it reaches the head of the queue. */
+#ifndef SILT_KAFKA_SERVER_H
+#define SILT_KAFKA_SERVER_H
+
+#include "core/platform.h"
+#include "core/wbuf.h"
+
+struct kserver;
+
+/* Binds host:port and starts conf->nthreads loop threads. 0 or -errno. */
+int kserver_start(const char *host, int port, int nthreads, struct kserver **out);
+/* Stops the loops, closes every connection, joins the threads. */
+void kserver_stop(struct kserver *s);
+
+/* The calling loop thread's decompression scratch buffer (kreq->kl). */
+struct kloop;
+struct wbuf *kloop_scratch(struct kloop *kl);
+
+#endif
