@@ -53,7 +53,7 @@ const TOPIC = 'js-data';
 const PER_SEND = 24;
 
 async function main() {
-  const s = await new Silt({ 'num.partitions': 1 }).start();
+  const s = await new Silt({ 'num.partitions': 1, 'group.initial.rebalance.delay.ms': 0 }).start();
   const kafka = new Kafka({
     clientId: 'silt-itest', brokers: [s.bootstrap], logLevel: logLevel.INFO, logCreator,
     retry: { retries: 3, initialRetryTime: 100 }, connectionTimeout: 3000, requestTimeout: 10000,

@@ -232,7 +232,7 @@ def consume_all(s, topic, group, total):
 
 
 def main():
-    with Silt(config={"num.partitions": 1}) as s:
+    with Silt(config={"num.partitions": 1, "group.initial.rebalance.delay.ms": 0}) as s:
         admin = AdminClient(base_conf(s))
         admin_tests(s, admin)
 

@@ -56,7 +56,7 @@ def main():
     check(has_gzip() and has_snappy() and has_lz4() and has_zstd(),
           "kafka-python codecs missing (need python3-snappy, python3-lz4, python3-zstandard): "
           "gzip=%s snappy=%s lz4=%s zstd=%s" % (has_gzip(), has_snappy(), has_lz4(), has_zstd()))
-    with Silt(config={"num.partitions": 1}) as s:
+    with Silt(config={"num.partitions": 1, "group.initial.rebalance.delay.ms": 0}) as s:
         admin = KafkaAdminClient(bootstrap_servers=s.bootstrap, client_id="itest-admin",
                                  request_timeout_ms=10000)
         topic = "kp-data"
