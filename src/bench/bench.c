@@ -388,6 +388,11 @@ uint8_t *bench_payload_new(size_t size)
 	return p;
 }
 
+int64_t bench_lat_cap(const struct bench_opts *o)
+{
+	return SILT_MAX(1, SILT_MIN(o->messages, o->rate * o->duration_s + 1));
+}
+
 void bench_stamp_put(uint8_t *p, int64_t v)
 {
 	memcpy(p, &v, sizeof(v));

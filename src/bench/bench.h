@@ -103,6 +103,9 @@ void bench_sleep_until(int64_t deadline_ns);
 /* A heap buffer of `size` bytes of printable pseudo-random text; the caller
  * frees it. At least 8 bytes are allocated so a timestamp always fits. */
 uint8_t *bench_payload_new(size_t size);
+/* How many latency samples a run can produce: messages, bounded by what
+ * the rate allows within the duration cap. */
+int64_t bench_lat_cap(const struct bench_opts *o);
 /* Reads/writes an int64 at the start of a payload (latency timestamps). */
 void bench_stamp_put(uint8_t *p, int64_t v);
 int64_t bench_stamp_get(const void *p, size_t len);

@@ -19,6 +19,7 @@
 struct kb_state {
 	int64_t acked;
 	int64_t failed;
+	int64_t purged; /* dropped by us at the cap, not refused by the broker */
 	int64_t bytes;
 	int64_t last_dr_ns;
 	rd_kafka_resp_err_t first_err;
@@ -37,6 +38,10 @@ static void kb_dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 	struct kb_state *st = opaque;
 	int64_t now = bench_now_ns();
 	st->last_dr_ns = now;
+	if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+		st->purged++;
+		return;
+	}
 	if (m->err) {
 		if (!st->failed)
 			st->first_err = m->err;
@@ -175,6 +180,20 @@ out:
 		rd_kafka_NewTopic_destroy(nt);
 }
 
+/* Fails fast when no bootstrap broker answers, before the admin call and
+ * the topic metadata wait would each spend their own timeout on it. */
+static int kb_connect(rd_kafka_t *rk, const char *brokers)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, KB_SETUP_TIMEOUT_MS);
+	if (e) {
+		fprintf(stderr, "silt bench: no answer from %s: %s\n", brokers, rd_kafka_err2str(e));
+		return -1;
+	}
+	rd_kafka_metadata_destroy(md);
+	return 0;
+}
+
 /* Connects and learns the partition leader before the clock starts, so the
  * figures do not include connection setup. Fails if no broker answers or
  * partition 0 does not exist (after giving auto-create a few tries). */
@@ -215,13 +234,14 @@ static int kb_produce(const struct bench_opts *o, rd_kafka_t *rk, rd_kafka_topic
 	/* Messages point at one shared payload (no copy, no free): the buffer
 	 * outlives the producer's queue because we flush or purge below. */
 	for (int64_t i = 0; i < o->messages && !stop; i++) {
+		/* Bounded by the deadline; the count is a backstop. */
 		for (int tries = 0;; tries++) {
 			if (rd_kafka_produce(rkt, 0, 0, payload, (size_t)o->size, NULL, 0, NULL) == 0) {
 				sent++;
 				break;
 			}
 			rd_kafka_resp_err_t e = rd_kafka_last_error();
-			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || bench_now_ns() >= deadline) {
+			if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || bench_now_ns() >= deadline || tries >= 10000000) {
 				if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
 					fprintf(stderr, "silt bench: produce: %s\n", rd_kafka_err2str(e));
 					refused++;
@@ -249,6 +269,7 @@ static int kb_produce(const struct bench_opts *o, rd_kafka_t *rk, rd_kafka_topic
 	if (pending > 0) {
 		rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_flush(rk, 2000);
+		fprintf(stderr, "silt bench: %d messages still unacknowledged at the cap (dropped)\n", pending);
 	}
 	r->msgs = st->acked;
 	r->bytes = st->bytes;
@@ -285,7 +306,7 @@ static int kb_latency(const struct bench_opts *o, rd_kafka_t *rk, rd_kafka_topic
 		      struct bench_result *r)
 {
 	uint8_t *payload = bench_payload_new((size_t)o->size);
-	st->cap = o->messages;
+	st->cap = bench_lat_cap(o);
 	st->lat = xmalloc((size_t)st->cap * sizeof(int64_t));
 	st->latency = true;
 	struct kb_poller p = { .rk = rk };
@@ -329,6 +350,8 @@ static int kb_latency(const struct bench_opts *o, rd_kafka_t *rk, rd_kafka_topic
 	if (pending > 0) {
 		rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
 		rd_kafka_flush(rk, 2000);
+		fprintf(stderr, "silt bench: %d messages unacknowledged %lld s after the last send (dropped)\n",
+			pending, KB_DRAIN_GRACE_NS / 1000000000LL);
 	}
 	r->msgs = st->acked;
 	r->bytes = st->bytes;
@@ -429,6 +452,8 @@ int bench_kafka_run(const struct bench_opts *o)
 		fprintf(stderr, "silt bench: rd_kafka_new: %s\n", errstr);
 		goto out;
 	}
+	if (kb_connect(rk, o->brokers))
+		goto out;
 	if (producer && !o->no_create)
 		kb_create_topic(rk, o->topic);
 	rkt = rd_kafka_topic_new(rk, o->topic, NULL);

@@ -194,6 +194,14 @@ static int nb_consume(const struct bench_opts *o, jsCtx *js, const char *stream,
 		return BENCH_EXIT_FAIL;
 	}
 	printf("  stream %s holds %" PRIu64 " messages\n", stream, si->State.Msgs);
+	/* Ask only for what is there, so the last fetch never waits out its
+	 * timeout for messages that will not come. */
+	int64_t want = o->messages;
+	if (si->State.Msgs < (uint64_t)want) {
+		fprintf(stderr, "silt bench: nats: stream holds %" PRIu64 " of the %" PRId64 " messages asked for\n",
+			si->State.Msgs, want);
+		want = (int64_t)si->State.Msgs;
+	}
 	jsStreamInfo_Destroy(si);
 
 	/* An ephemeral pull consumer without acks: the cheapest way JetStream
@@ -215,12 +223,12 @@ static int nb_consume(const struct bench_opts *o, jsCtx *js, const char *stream,
 	int64_t deadline = start + o->duration_s * 1000000000LL;
 	int64_t got = 0, bytes = 0, errors = 0;
 	bool end_of_stream = false;
-	for (int64_t iter = 0; iter < BENCH_MAX_MESSAGES && got < o->messages && !end_of_stream; iter++) {
+	for (int64_t iter = 0; iter < BENCH_MAX_MESSAGES && got < want && !end_of_stream; iter++) {
 		int64_t left_ms = (deadline - bench_now_ns()) / 1000000;
 		if (left_ms <= 0)
 			break;
 		natsMsgList list = { 0 };
-		int batch = (int)SILT_MIN(o->window, o->messages - got);
+		int batch = (int)SILT_MIN(o->window, want - got);
 		s = natsSubscription_Fetch(&list, sub, batch, SILT_MIN(left_ms, 2000), &jerr);
 		if (s == NATS_TIMEOUT) {
 			end_of_stream = true;
@@ -265,7 +273,7 @@ int bench_nats_run(const struct bench_opts *o)
 	nb_stream_name(o->topic, stream, sizeof(stream));
 	if (o->mode == BENCH_LATENCY) {
 		st->latency = true;
-		st->cap = o->messages;
+		st->cap = bench_lat_cap(o);
 		st->lat = xmalloc((size_t)st->cap * sizeof(int64_t));
 	}
 	if ((s = natsOptions_Create(&nopts)) != NATS_OK || (s = natsOptions_SetURL(nopts, o->url)) != NATS_OK ||
@@ -329,11 +337,6 @@ static void rb_fail(const char *what, redisContext *c, redisReply *rep)
 {
 	fprintf(stderr, "silt bench: redis %s: %s\n", what,
 		c && c->err ? c->errstr : rep && rep->type == REDIS_REPLY_ERROR ? rep->str : "unexpected reply");
-}
-
-static redisReply *rb_cmd(redisContext *c, const char *fmt, const char *arg)
-{
-	return redisCommand(c, fmt, arg);
 }
 
 /* The XADD is formatted once: every message of a run has the same bytes
@@ -488,7 +491,7 @@ static int rb_latency(const struct bench_opts *o, redisContext *c, struct bench_
 	char *cmd = rb_format_xadd(o, payload, &cmdlen);
 	int64_t ringcap = o->window;
 	int64_t *ring = xmalloc((size_t)ringcap * sizeof(int64_t));
-	int64_t cap = o->messages;
+	int64_t cap = bench_lat_cap(o);
 	r->lat = xmalloc((size_t)cap * sizeof(int64_t));
 	r->target_rate = (double)o->rate;
 	int64_t start = bench_now_ns();
@@ -630,7 +633,7 @@ int bench_redis_run(const struct bench_opts *o)
 	if (rep)
 		freeReplyObject(rep);
 	if (o->mode == BENCH_CONSUME) {
-		rep = rb_cmd(c, "XLEN %s", o->topic);
+		rep = redisCommand(c, "XLEN %s", o->topic);
 		if (rep && rep->type == REDIS_REPLY_INTEGER)
 			printf("  stream %s holds %lld entries\n", o->topic, rep->integer);
 		if (rep)
@@ -638,7 +641,7 @@ int bench_redis_run(const struct bench_opts *o)
 		fflush(stdout);
 		rc = rb_consume(o, c, &r);
 	} else {
-		rep = rb_cmd(c, "DEL %s", o->topic);
+		rep = redisCommand(c, "DEL %s", o->topic);
 		if (!rep || rep->type == REDIS_REPLY_ERROR) {
 			rb_fail("DEL", c, rep);
 			if (rep)

@@ -1,6 +1,7 @@
 /* main.c - the `silt` command: `silt server` runs the broker in the
  * foreground; `silt bench` runs benchmarks against silt and its peers. */
 #include "core/platform.h"
+#include "bench/bench.h"
 #include "cli/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -48,6 +49,7 @@ static void usage(FILE *f)
 		"\n"
 		"commands:\n"
 		"  server     run the broker (silt server --help)\n"
+		"  bench      benchmarks against silt and its peers (silt bench --help)\n"
 		"  version    print the version\n",
 		version);
 }
@@ -244,6 +246,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "server") == 0)
 		return cmd_server(argc - 1, argv + 1);
+	if (strcmp(cmd, "bench") == 0)
+		return bench_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("silt %s\n", version);
 		return 0;

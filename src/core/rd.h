@@ -157,7 +157,8 @@ static inline void rd_skip(struct rd *r, size_t n)
 	(void)rd_bytes(r, n);
 }
 
-/* A {base,len} view; base NULL with len -1 encodes a null string/bytes. */
+/* A {base,len} view; base NULL with len -1 encodes a null string/bytes, and
+ * is also what a failed read returns (never a NULL base with a length). */
 struct slice {
 	const uint8_t *p;
 	int32_t len; /* -1 = null */
@@ -180,7 +181,7 @@ static inline struct slice rd_str(struct rd *r)
 	}
 	if (n >= 0) {
 		s.p = rd_bytes(r, (size_t)n);
-		s.len = n;
+		s.len = s.p ? n : -1;
 	}
 	return s;
 }
@@ -195,7 +196,7 @@ static inline struct slice rd_kbytes(struct rd *r)
 	}
 	if (n >= 0) {
 		s.p = rd_bytes(r, (size_t)n);
-		s.len = n;
+		s.len = s.p ? n : -1;
 	}
 	return s;
 }
@@ -209,7 +210,7 @@ static inline struct slice rd_compact_str(struct rd *r)
 		return r->err = true, s;
 	if (n > 0) {
 		s.p = rd_bytes(r, n - 1);
-		s.len = (int32_t)(n - 1);
+		s.len = s.p ? (int32_t)(n - 1) : -1;
 	}
 	return s;
 }

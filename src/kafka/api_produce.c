@@ -147,6 +147,22 @@ static void produce_wait_add(struct produce_wait *pw, struct ktopic *t, struct k
 	pw->n++;
 }
 
+/* Walks the request's framing without acting on it, so that a malformed
+ * request is refused before any partition is appended to. */
+static bool produce_framing_ok(struct rd r)
+{
+	int32_t nt = rd_array(&r, MAX_PRODUCE_TOPICS);
+	for (int32_t i = 0; i < nt && !r.err; i++) {
+		(void)rd_str(&r);
+		int32_t np = rd_array(&r, MAX_PRODUCE_PARTITIONS);
+		for (int32_t j = 0; j < np && !r.err; j++) {
+			(void)rd_i32(&r);
+			(void)rd_kbytes(&r);
+		}
+	}
+	return !r.err;
+}
+
 int kh_produce(struct kreq *req, struct rd *r)
 {
 	int16_t ver = req->api_version;
@@ -155,9 +171,9 @@ int kh_produce(struct kreq *req, struct rd *r)
 		(void)rd_str(r); /* transactional_id */
 	int16_t acks = rd_i16(r);
 	int32_t timeout_ms = rd_i32(r);
-	int32_t ntopics = rd_array(r, MAX_PRODUCE_TOPICS);
-	if (r->err)
+	if (r->err || !produce_framing_ok(*r))
 		return KH_CLOSE;
+	int32_t ntopics = rd_array(r, MAX_PRODUCE_TOPICS);
 	bool acks_ok = acks == 0 || acks == 1 || acks == -1;
 	struct produce_wait *pw = NULL;
 	if (conf->fsync_acks && acks != 0)

@@ -79,7 +79,14 @@ static void pending_arm(struct kloop *kl);
 
 struct wbuf *kloop_scratch(struct kloop *kl)
 {
-	return &kl->scratch;
+	/* Handlers driven without a server (unit tests, fuzzers) get a
+	 * per-thread buffer with the same cap. */
+	static _Thread_local struct wbuf tls;
+	if (kl)
+		return &kl->scratch;
+	if (!tls.max)
+		wbuf_init(&tls, 0, 256u << 20);
+	return &tls;
 }
 
 /* ---- requests ---------------------------------------------------------- */

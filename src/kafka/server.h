@@ -19,7 +19,8 @@ int kserver_start(const char *host, int port, int nthreads, struct kserver **out
 /* Stops the loops, closes every connection, joins the threads. */
 void kserver_stop(struct kserver *s);
 
-/* The calling loop thread's decompression scratch buffer (kreq->kl). */
+/* The calling loop thread's decompression scratch buffer (kreq->kl); with
+ * kl == NULL, a buffer private to the calling thread. */
 struct kloop;
 struct wbuf *kloop_scratch(struct kloop *kl);
 

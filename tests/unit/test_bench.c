@@ -155,3 +155,15 @@ TEST(bench_payload_and_stamp)
 	CHECK_EQ_INT(bench_stamp_get(NULL, 8), 0);
 	free(p);
 }
+
+TEST(bench_latency_samples_are_bounded)
+{
+	struct bench_opts o;
+	char err[256];
+	/* A huge N with a short cap must not size the sample array by N. */
+	REQUIRE(PARSE(&o, err, "bench", "redis", "--mode", "latency", "--messages", "1000000000", "--rate", "1000",
+		      "--duration-s", "5") == 0);
+	CHECK_EQ_INT(bench_lat_cap(&o), 5001);
+	REQUIRE(PARSE(&o, err, "bench", "redis", "--mode", "latency", "--messages", "10") == 0);
+	CHECK_EQ_INT(bench_lat_cap(&o), 10);
+}
