@@ -27,7 +27,7 @@ bool wbuf_reserve(struct wbuf *w, size_t n)
 	}
 	if (w->cap - w->len >= n)
 		return true;
-	size_t want = w->cap ? w->cap : 256;
+	size_t want = w->cap ? w->cap : SILT_MIN((size_t)256, w->max);
 	while (want - w->len < n)
 		want = want > w->max / 2 ? w->max : want * 2;
 	w->p = xrealloc(w->p, want);

@@ -6,6 +6,7 @@
 #include "core/util.h"
 #include "kafka/broker.h"
 #include "kafka/errors.h"
+#include "kafka/group.h"
 #include "kafka/handlers.h"
 
 #define MAX_ADMIN_ITEMS 10000
@@ -160,6 +161,10 @@ int kh_delete_topics(struct kreq *req, struct rd *r)
 		const char *nm = names[i].p ? (const char *)names[i].p : "";
 		size_t nlen = names[i].len > 0 ? (size_t)names[i].len : 0;
 		int16_t err = (int16_t)kbroker_delete_topic(nm, nlen);
+		if (err == KERR_NONE) {
+			char topic[256];
+			kgroup_topic_deleted(slice_cstr(names[i], topic, sizeof(topic)));
+		}
 		wbuf_strn(w, nm, (int32_t)nlen);
 		wbuf_i16(w, err);
 	}

@@ -74,6 +74,9 @@ void kreq_add_file(struct kreq *req, const struct seglog_read *rd);
 /* Total response body bytes so far (memory + files). */
 size_t kreq_body_len(const struct kreq *req);
 
+/* The peer's IP address as text (no port); valid while the connection is. */
+const char *kconn_peer_host(const struct kconn *c);
+
 /* Wakes every loop that has pending requests so their poll runs soon. Any
  * thread; cheap when nothing is pending. */
 void kafka_kick(void);

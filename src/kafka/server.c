@@ -29,6 +29,7 @@ struct kconn {
 	struct kloop *kl;
 	struct loop_io io;
 	char peer[64];
+	char host[INET_ADDRSTRLEN];
 	struct kconn *next, *prev;
 
 	uint8_t stage[STAGE_SIZE];
@@ -45,6 +46,11 @@ struct kconn {
 	bool read_paused;
 	bool flush_wanted;
 };
+
+const char *kconn_peer_host(const struct kconn *c)
+{
+	return c->host;
+}
 
 struct kloop {
 	struct kserver *srv;
@@ -566,6 +572,7 @@ struct handoff {
 	struct kloop *kl;
 	int fd;
 	char peer[64];
+	char host[INET_ADDRSTRLEN];
 };
 
 static void adopt_cb(void *arg)
@@ -578,6 +585,7 @@ static void adopt_cb(void *arg)
 	c->io.cb = conn_on_io;
 	c->io.data = c;
 	snprintf(c->peer, sizeof(c->peer), "%s", h->peer);
+	snprintf(c->host, sizeof(c->host), "%s", h->host);
 	free(h);
 	c->next = kl->conns;
 	if (kl->conns)
@@ -623,6 +631,7 @@ static void accept_cb(struct loop_io *io, int events)
 		s->next_loop = (s->next_loop + 1) % s->nloops;
 		h->fd = fd;
 		memcpy(h->peer, peer, sizeof(peer));
+		memcpy(h->host, ip, sizeof(ip));
 		loop_post(h->kl->loop, adopt_cb, h);
 	}
 }

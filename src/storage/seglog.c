@@ -1,7 +1,7 @@
 /* seglog.c - segmented append-only log (see seglog.h for the contract).
  *
- * Layout in memory: an array of segments ordered by base offset; the last
- * one is active. Each segment keeps its sparse offset index and time index
+ * Layout in memory: an array of segments (storage/segment.h) ordered by
+ * base offset; the last one is active. Each segment keeps its sparse offset index and time index
  * as host-order arrays. The active segment's arrays are always loaded and
  * grow on append; they reach disk only on roll, close and truncate, because
  * a crash makes recovery rebuild them from the data anyway (only the active
@@ -32,9 +32,12 @@
  * readers never wait for a disk flush. Lock order: wmu, then mu. Readers
  * take a segment reference under mu and pread outside it; a segment's fd is
  * closed when the last reference goes. seglog_flush takes neither lock
- * while it syncs, so group-commit flushes do not stall appends or reads. */
+ * while it syncs, so group-commit flushes do not stall appends or reads.
+ * A roll fsyncs the old segment holding wmu (not mu): the writer waits for
+ * one fsync per segment, readers do not. */
 #include "core/platform.h"
 #include "storage/seglog.h"
+#include "storage/segment.h"
 
 #include "core/log.h"
 #include "core/rd.h"
@@ -44,48 +47,13 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define SUB "storage"
-#define IDX_ENTRY 8
-#define TIDX_ENTRY 12
-/* Header scans read this much at a time: one pread usually covers the
- * header we need plus the next few, so a Fetch costs one or two preads. */
-#define WIN_SIZE 4096
 #define MAX_HEADER_SIZE 1024
 /* Recovery reads the active segment in chunks of this size. */
 #define RECOVER_CHUNK (1u << 20)
-/* Positions and relative offsets are u32 on disk. */
-#define MAX_REL ((int64_t)UINT32_MAX - 1)
-
-struct seg_idx {
-	uint32_t rel;
-	uint32_t pos;
-};
-
-struct seg_tidx {
-	int64_t ts;
-	uint32_t rel;
-};
-
-struct seglog_seg {
-	atomic_int refs;
-	int fd;
-	int64_t base;
-	uint64_t size; /* bytes of whole entries; readers never look past it */
-	bool idx_loaded;
-	struct seg_idx *idx;
-	uint32_t nidx, capidx, idx_persisted;
-	struct seg_tidx *tidx;
-	uint32_t ntidx, captidx, tidx_persisted;
-	int64_t max_ts;   /* largest entry timestamp, -1 none (valid once loaded) */
-	int64_t last_off; /* first offset of the last append (or entry) */
-	uint64_t bytes_since_idx;
-	int64_t created_ms;  /* wall clock of the first append (mtime on reopen) */
-	int64_t modified_ms; /* wall clock of the last append (mtime on reopen) */
-};
 
 struct seglog {
 	pthread_mutex_t mu;
@@ -103,14 +71,6 @@ struct seglog {
 	struct seglog_stats stats;
 };
 
-/* A window of one segment file for header scans, on the caller's stack. */
-struct win {
-	int fd;
-	uint64_t off;
-	size_t len;
-	uint8_t buf[WIN_SIZE];
-};
-
 void seglog_opts_default(struct seglog_opts *o)
 {
 	o->segment_bytes = 1ull << 30;
@@ -118,46 +78,6 @@ void seglog_opts_default(struct seglog_opts *o)
 	o->index_interval_bytes = 4096;
 	o->flush_messages = 0;
 	o->flush_ms = 0;
-}
-
-/* ---- small helpers ---------------------------------------------------- */
-
-static ssize_t pread_full(int fd, void *buf, size_t n, uint64_t off)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t n, uint64_t off)
-{
-	size_t done = 0;
-	while (done < n) {
-		ssize_t w = pwrite(fd, (const uint8_t *)buf + done, n - done, (off_t)(off + done));
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		done += (size_t)w;
-	}
-	return 0;
-}
-
-static void seg_path(const struct seglog *log, int64_t base, const char *ext, char *out, size_t n)
-{
-	/* The directory length is checked at open, so this never truncates. */
-	snprintf(out, n, "%s/%020" PRId64 "%s", log->dir, base, ext);
 }
 
 static int64_t file_mtime_ms(int fd)
@@ -168,377 +88,6 @@ static int64_t file_mtime_ms(int fd)
 	return (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
 }
 
-static struct seglog_seg *seg_new(int fd, int64_t base)
-{
-	struct seglog_seg *s = xcalloc(1, sizeof(*s));
-	atomic_init(&s->refs, 1);
-	s->fd = fd;
-	s->base = base;
-	s->max_ts = -1;
-	s->last_off = base;
-	return s;
-}
-
-static void seg_ref(struct seglog_seg *s)
-{
-	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
-}
-
-void seglog_seg_unref(struct seglog_seg *s)
-{
-	if (!s)
-		return;
-	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
-		return;
-	if (s->fd >= 0)
-		close(s->fd);
-	free(s->idx);
-	free(s->tidx);
-	free(s);
-}
-
-static void idx_push(struct seglog_seg *s, uint32_t rel, uint32_t pos)
-{
-	if (s->nidx == s->capidx) {
-		s->capidx = s->capidx ? s->capidx * 2 : 64;
-		s->idx = xrealloc(s->idx, (size_t)s->capidx * sizeof(*s->idx));
-	}
-	s->idx[s->nidx++] = (struct seg_idx){ rel, pos };
-}
-
-static void tidx_push(struct seglog_seg *s, int64_t ts, uint32_t rel)
-{
-	if (s->ntidx == s->captidx) {
-		s->captidx = s->captidx ? s->captidx * 2 : 64;
-		s->tidx = xrealloc(s->tidx, (size_t)s->captidx * sizeof(*s->tidx));
-	}
-	s->tidx[s->ntidx++] = (struct seg_tidx){ ts, rel };
-}
-
-/* Largest i with idx[i].rel <= rel, or -1. */
-static int64_t idx_find_rel(const struct seglog_seg *s, uint64_t rel)
-{
-	int64_t lo = 0, hi = (int64_t)s->nidx - 1, ans = -1;
-	while (lo <= hi) {
-		int64_t mid = lo + (hi - lo) / 2;
-		if (s->idx[mid].rel <= rel) {
-			ans = mid;
-			lo = mid + 1;
-		} else {
-			hi = mid - 1;
-		}
-	}
-	return ans;
-}
-
-/* Largest i with idx[i].pos <= pos, or -1. */
-static int64_t idx_find_pos(const struct seglog_seg *s, uint64_t pos)
-{
-	int64_t lo = 0, hi = (int64_t)s->nidx - 1, ans = -1;
-	while (lo <= hi) {
-		int64_t mid = lo + (hi - lo) / 2;
-		if (s->idx[mid].pos <= pos) {
-			ans = mid;
-			lo = mid + 1;
-		} else {
-			hi = mid - 1;
-		}
-	}
-	return ans;
-}
-
-/* Largest i with tidx[i].ts < ts, or -1. */
-static int64_t tidx_find_before(const struct seglog_seg *s, int64_t ts)
-{
-	int64_t lo = 0, hi = (int64_t)s->ntidx - 1, ans = -1;
-	while (lo <= hi) {
-		int64_t mid = lo + (hi - lo) / 2;
-		if (s->tidx[mid].ts < ts) {
-			ans = mid;
-			lo = mid + 1;
-		} else {
-			hi = mid - 1;
-		}
-	}
-	return ans;
-}
-
-static uint64_t idx_pos_for_offset(const struct seglog_seg *s, int64_t offset)
-{
-	if (offset <= s->base)
-		return 0;
-	int64_t i = idx_find_rel(s, (uint64_t)(offset - s->base));
-	return i < 0 ? 0 : s->idx[i].pos;
-}
-
-/* Records an append (or a recovered entry) of len bytes at pos whose first
- * offset is `first`, adding index entries per the interval rule. Callers hold
- * mu or own a segment nobody else can see yet. */
-static void seg_note_append(struct seglog_seg *s, uint32_t interval, int64_t first, uint64_t pos,
-			    uint64_t len, int64_t max_ts)
-{
-	bool add = s->nidx == 0 || s->bytes_since_idx >= interval;
-	if (max_ts > s->max_ts)
-		s->max_ts = max_ts;
-	s->last_off = first;
-	if (add) {
-		idx_push(s, (uint32_t)(first - s->base), (uint32_t)pos);
-		if (s->max_ts >= 0 && (s->ntidx == 0 || s->max_ts > s->tidx[s->ntidx - 1].ts))
-			tidx_push(s, s->max_ts, (uint32_t)(first - s->base));
-		s->bytes_since_idx = 0;
-	}
-	s->bytes_since_idx += len;
-}
-
-/* The closing time-index entry, so that an inactive segment's last time
- * entry is its max timestamp (Kafka does the same on roll). */
-static void seg_final_tidx(struct seglog_seg *s)
-{
-	if (s->max_ts >= 0 && (s->ntidx == 0 || s->max_ts > s->tidx[s->ntidx - 1].ts))
-		tidx_push(s, s->max_ts, (uint32_t)(s->last_off - s->base));
-}
-
-/* ---- header scanning ---------------------------------------------------- */
-
-/* Reads and checks the entry header at pos; the entry must end by limit.
- * Only header bytes are read, through the window. */
-static int win_entry(const struct seglog_format *fmt, struct win *w, uint64_t pos, uint64_t limit,
-		     struct seglog_entry *e)
-{
-	size_t hs = fmt->header_size;
-	if (pos > limit || limit - pos < hs)
-		return -SILT_ECORRUPT;
-	if (!(pos >= w->off && pos - w->off + hs <= w->len)) {
-		size_t want = (size_t)SILT_MIN((uint64_t)WIN_SIZE, limit - pos);
-		ssize_t r = pread_full(w->fd, w->buf, want, pos);
-		if (r < 0)
-			return (int)r;
-		w->off = pos;
-		w->len = (size_t)r;
-		/* A short read means the file shrank under us (truncate). */
-		if ((size_t)r < hs)
-			return -SILT_ECORRUPT;
-	}
-	const uint8_t *p = w->buf + (pos - w->off);
-	memset(e, 0, sizeof(*e));
-	if (fmt->scan_header(p, hs, e) != 0)
-		return -SILT_ECORRUPT;
-	if (e->size < hs || e->size > limit - pos || e->first_offset < 0 ||
-	    e->last_offset < e->first_offset)
-		return -SILT_ECORRUPT;
-	return 0;
-}
-
-static void win_init(struct win *w, int fd)
-{
-	w->fd = fd;
-	w->off = 0;
-	w->len = 0;
-}
-
-/* ---- index files -------------------------------------------------------- */
-
-/* Writes the index entries not yet on disk and cuts the files to the
- * in-memory length (truncate may have shortened them). The caller holds wmu
- * or mu, so the arrays cannot change meanwhile. */
-static int seg_persist_index(struct seglog *log, struct seglog_seg *s, bool sync)
-{
-	char path[PATH_MAX];
-	uint8_t buf[4096];
-	int rc = 0, fd = -1;
-
-	seg_path(log, s->base, ".index", path, sizeof(path));
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	for (uint32_t i = SILT_MIN(s->idx_persisted, s->nidx); i < s->nidx;) {
-		size_t n = 0;
-		uint32_t first = i;
-		for (; i < s->nidx && n + IDX_ENTRY <= sizeof(buf); i++, n += IDX_ENTRY) {
-			wr_be32(buf + n, s->idx[i].rel);
-			wr_be32(buf + n + 4, s->idx[i].pos);
-		}
-		if ((rc = pwrite_full(fd, buf, n, (uint64_t)first * IDX_ENTRY)) != 0)
-			goto out;
-	}
-	if (ftruncate(fd, (off_t)s->nidx * IDX_ENTRY) != 0 || (sync && fdatasync(fd) != 0)) {
-		rc = -errno;
-		goto out;
-	}
-	s->idx_persisted = s->nidx;
-	close(fd);
-
-	seg_path(log, s->base, ".timeindex", path, sizeof(path));
-	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	for (uint32_t i = SILT_MIN(s->tidx_persisted, s->ntidx); i < s->ntidx;) {
-		size_t n = 0;
-		uint32_t first = i;
-		for (; i < s->ntidx && n + TIDX_ENTRY <= sizeof(buf); i++, n += TIDX_ENTRY) {
-			wr_be64(buf + n, (uint64_t)s->tidx[i].ts);
-			wr_be32(buf + n + 8, s->tidx[i].rel);
-		}
-		if ((rc = pwrite_full(fd, buf, n, (uint64_t)first * TIDX_ENTRY)) != 0)
-			goto out;
-	}
-	if (ftruncate(fd, (off_t)s->ntidx * TIDX_ENTRY) != 0 || (sync && fdatasync(fd) != 0)) {
-		rc = -errno;
-		goto out;
-	}
-	s->tidx_persisted = s->ntidx;
-out:
-	if (fd >= 0)
-		close(fd);
-	return rc;
-}
-
-/* Reads a whole index file of entries of esize bytes, at most max entries.
- * A missing file reads as empty only if allow_missing. */
-static int read_index_file(const char *path, size_t esize, uint64_t max, bool allow_missing,
-			   uint8_t **out, uint32_t *n)
-{
-	int rc = 0;
-	uint8_t *buf = NULL;
-	*out = NULL;
-	*n = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT && allow_missing ? 0 : (errno == ENOENT ? -SILT_ECORRUPT : -errno);
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		rc = -errno;
-		goto out;
-	}
-	uint64_t sz = (uint64_t)st.st_size;
-	/* Cap before allocating: no valid index has more entries than the
-	 * segment has entries. */
-	if (sz % esize != 0 || sz / esize > max || sz / esize > UINT32_MAX) {
-		rc = -SILT_ECORRUPT;
-		goto out;
-	}
-	buf = xmalloc((size_t)sz);
-	ssize_t r = pread_full(fd, buf, (size_t)sz, 0);
-	if (r < 0 || (uint64_t)r != sz) {
-		rc = r < 0 ? (int)r : -SILT_ECORRUPT;
-		goto out;
-	}
-	*out = buf;
-	*n = (uint32_t)(sz / esize);
-	buf = NULL;
-out:
-	free(buf);
-	close(fd);
-	return rc;
-}
-
-/* Loads and validates both index files of s. rel_limit bounds relative
- * offsets (the next segment's base - base), or is -1. Leaves s untouched on
- * failure. */
-static int seg_load_index_files(struct seglog *log, struct seglog_seg *s, int64_t rel_limit,
-				bool allow_missing)
-{
-	char path[PATH_MAX];
-	uint8_t *ib = NULL, *tb = NULL;
-	uint32_t ni = 0, nt = 0;
-	struct seg_idx *idx = NULL;
-	struct seg_tidx *tidx = NULL;
-	uint64_t max = s->size / log->fmt.header_size + 1;
-	int rc;
-
-	seg_path(log, s->base, ".index", path, sizeof(path));
-	if ((rc = read_index_file(path, IDX_ENTRY, max, allow_missing, &ib, &ni)) != 0)
-		goto out;
-	seg_path(log, s->base, ".timeindex", path, sizeof(path));
-	if ((rc = read_index_file(path, TIDX_ENTRY, max, allow_missing, &tb, &nt)) != 0)
-		goto out;
-	rc = -SILT_ECORRUPT;
-	idx = xmalloc((size_t)(ni ? ni : 1) * sizeof(*idx));
-	for (uint32_t i = 0; i < ni; i++) {
-		idx[i].rel = rd_be32(ib + (size_t)i * IDX_ENTRY);
-		idx[i].pos = rd_be32(ib + (size_t)i * IDX_ENTRY + 4);
-		if (idx[i].pos >= s->size || (rel_limit >= 0 && idx[i].rel >= rel_limit))
-			goto out;
-		if (i == 0 ? idx[i].pos != 0 || idx[i].rel != 0
-			   : idx[i].rel <= idx[i - 1].rel || idx[i].pos <= idx[i - 1].pos)
-			goto out;
-	}
-	if (ni == 0 && s->size > 0 && !allow_missing)
-		goto out;
-	tidx = xmalloc((size_t)(nt ? nt : 1) * sizeof(*tidx));
-	for (uint32_t i = 0; i < nt; i++) {
-		tidx[i].ts = (int64_t)rd_be64(tb + (size_t)i * TIDX_ENTRY);
-		tidx[i].rel = rd_be32(tb + (size_t)i * TIDX_ENTRY + 8);
-		if (tidx[i].ts < 0 || (rel_limit >= 0 && tidx[i].rel >= rel_limit))
-			goto out;
-		if (i > 0 && (tidx[i].rel <= tidx[i - 1].rel || tidx[i].ts <= tidx[i - 1].ts))
-			goto out;
-	}
-	free(s->idx);
-	free(s->tidx);
-	s->idx = idx;
-	s->nidx = s->capidx = s->idx_persisted = ni;
-	s->tidx = tidx;
-	s->ntidx = s->captidx = s->tidx_persisted = nt;
-	idx = NULL;
-	tidx = NULL;
-	s->max_ts = nt ? s->tidx[nt - 1].ts : -1;
-	s->last_off = ni ? s->base + s->idx[ni - 1].rel : s->base;
-	s->bytes_since_idx = ni ? s->size - s->idx[ni - 1].pos : s->size;
-	rc = 0;
-out:
-	free(ib);
-	free(tb);
-	free(idx);
-	free(tidx);
-	return rc;
-}
-
-static void seg_reset_index(struct seglog_seg *s)
-{
-	s->nidx = s->ntidx = 0;
-	s->idx_persisted = s->tidx_persisted = 0;
-	s->max_ts = -1;
-	s->last_off = s->base;
-	s->bytes_since_idx = 0;
-}
-
-/* Rebuilds an inactive segment's indexes from entry headers (no checksum:
- * the data was fsynced on roll; only the index is suspect). Stops at the
- * first bad header; reads past it then fail as corrupt. */
-static int seg_rebuild_index(struct seglog *log, struct seglog_seg *s)
-{
-	struct win w;
-	struct seglog_entry e;
-	uint64_t pos = 0;
-	int64_t expect = s->base;
-	int rc = 0;
-
-	win_init(&w, s->fd);
-	seg_reset_index(s);
-	while (pos < s->size) {
-		if ((rc = win_entry(&log->fmt, &w, pos, s->size, &e)) != 0 || e.first_offset != expect ||
-		    e.last_offset - s->base > MAX_REL) {
-			log_warn(SUB, "%s: segment %020" PRId64 " has a bad entry header at %" PRIu64
-				 "; entries from there on are unreadable",
-				 log->dir, s->base, pos);
-			rc = rc == -SILT_ECORRUPT || rc == 0 ? 0 : rc;
-			break;
-		}
-		seg_note_append(s, log->opts.index_interval_bytes, e.first_offset, pos, e.size,
-				e.max_timestamp);
-		pos += e.size;
-		expect = e.last_offset + 1;
-	}
-	if (rc)
-		return rc;
-	seg_final_tidx(s);
-	s->idx_loaded = true;
-	log_warn(SUB, "%s: rebuilt index of segment %020" PRId64 " (%u index entries)", log->dir,
-		 s->base, s->nidx);
-	return seg_persist_index(log, s, true);
-}
-
 /* Makes sure s's indexes are in memory. Called with mu held: the load is a
  * one-time cost per inactive segment (a few MiB for a 1 GiB segment). */
 static int seg_ensure_index(struct seglog *log, size_t i)
@@ -547,7 +96,7 @@ static int seg_ensure_index(struct seglog *log, size_t i)
 	if (s->idx_loaded)
 		return 0;
 	int64_t rel_limit = i + 1 < log->nsegs ? log->segs[i + 1]->base - s->base : -1;
-	int rc = seg_load_index_files(log, s, rel_limit, s->size == 0);
+	int rc = segment_load_index(log->dir, log->fmt.header_size, s, rel_limit, s->size == 0);
 	if (rc == 0) {
 		s->idx_loaded = true;
 		return 0;
@@ -556,7 +105,7 @@ static int seg_ensure_index(struct seglog *log, size_t i)
 		return rc;
 	log_warn(SUB, "%s: index of segment %020" PRId64 " is missing or corrupt, rebuilding",
 		 log->dir, s->base);
-	return seg_rebuild_index(log, s);
+	return segment_rebuild_index(log->dir, &log->fmt, log->opts.index_interval_bytes, s);
 }
 
 /* ---- opening and recovery ---------------------------------------------- */
@@ -564,7 +113,7 @@ static int seg_ensure_index(struct seglog *log, size_t i)
 static int open_seg_file(struct seglog *log, int64_t base, bool create, struct seglog_seg **out)
 {
 	char path[PATH_MAX];
-	seg_path(log, base, ".log", path, sizeof(path));
+	segment_path(log->dir, base, ".log", path, sizeof(path));
 	int fd = open(path, O_RDWR | O_CLOEXEC | (create ? O_CREAT | O_TRUNC : 0), 0644);
 	if (fd < 0)
 		return -errno;
@@ -574,7 +123,7 @@ static int open_seg_file(struct seglog *log, int64_t base, bool create, struct s
 		close(fd);
 		return rc;
 	}
-	struct seglog_seg *s = seg_new(fd, base);
+	struct seglog_seg *s = segment_new(fd, base);
 	s->size = (uint64_t)st.st_size;
 	s->created_ms = s->modified_ms =
 		(int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
@@ -606,7 +155,7 @@ static const uint8_t *fwd_get(struct fwd *f, uint64_t pos, uint64_t n, int *rc)
 		f->buf = xrealloc(f->buf, f->cap);
 	}
 	size_t want = (size_t)SILT_MIN((uint64_t)f->cap, f->fsize - pos);
-	ssize_t r = pread_full(f->fd, f->buf, want, pos);
+	ssize_t r = segment_pread_full(f->fd, f->buf, want, pos);
 	if (r < 0) {
 		*rc = (int)r;
 		return NULL;
@@ -631,7 +180,7 @@ static int recover_active(struct seglog *log, struct seglog_seg *s)
 	struct seglog_entry e;
 	int rc = 0;
 
-	seg_reset_index(s);
+	segment_reset_index(s);
 	while (pos < fsize) {
 		if (fsize - pos < hs) {
 			why = "partial entry header";
@@ -653,7 +202,7 @@ static int recover_active(struct seglog *log, struct seglog_seg *s)
 			break;
 		}
 		if (e.first_offset != expect || e.last_offset < e.first_offset ||
-		    e.last_offset - s->base > MAX_REL || e.size > UINT32_MAX) {
+		    e.last_offset - s->base > SEGMENT_MAX_REL || e.size > UINT32_MAX) {
 			why = "entry offsets out of sequence";
 			break;
 		}
@@ -667,7 +216,7 @@ static int recover_active(struct seglog *log, struct seglog_seg *s)
 			why = "checksum or structure mismatch";
 			break;
 		}
-		seg_note_append(s, log->opts.index_interval_bytes, e.first_offset, pos, e.size,
+		segment_note_append(s, log->opts.index_interval_bytes, e.first_offset, pos, e.size,
 				e.max_timestamp);
 		pos += e.size;
 		expect = e.last_offset + 1;
@@ -686,7 +235,7 @@ static int recover_active(struct seglog *log, struct seglog_seg *s)
 		goto out;
 	}
 	s->idx_loaded = true;
-	if ((rc = seg_persist_index(log, s, true)) != 0)
+	if ((rc = segment_persist_index(log->dir, s, true)) != 0)
 		goto out;
 	log->stats.open_recovered_entries = nentries;
 	log->end = expect;
@@ -708,19 +257,19 @@ out:
  * -SILT_ECORRUPT if anything disagrees, and the caller recovers instead. */
 static int open_active_clean(struct seglog *log, struct seglog_seg *s)
 {
-	int rc = seg_load_index_files(log, s, -1, s->size == 0);
+	int rc = segment_load_index(log->dir, log->fmt.header_size, s, -1, s->size == 0);
 	if (rc)
 		return rc;
-	struct win w;
+	struct segment_win w;
 	struct seglog_entry e;
-	win_init(&w, s->fd);
+	segment_win_init(&w, s->fd);
 	uint64_t pos = s->nidx ? s->idx[s->nidx - 1].pos : 0;
 	int64_t expect = s->nidx ? s->base + s->idx[s->nidx - 1].rel : s->base;
 	while (pos < s->size) {
-		if ((rc = win_entry(&log->fmt, &w, pos, s->size, &e)) != 0)
+		if ((rc = segment_win_entry(&log->fmt, &w, pos, s->size, &e)) != 0)
 			return rc;
 		log->stats.open_headers_read++;
-		if (e.first_offset != expect || e.last_offset - s->base > MAX_REL)
+		if (e.first_offset != expect || e.last_offset - s->base > SEGMENT_MAX_REL)
 			return -SILT_ECORRUPT;
 		if (e.max_timestamp > s->max_ts)
 			s->max_ts = e.max_timestamp;
@@ -793,9 +342,9 @@ static int list_segments(struct seglog *log, int64_t **out, size_t *n)
 		if (nb && bsearch(&orph[i], bases, nb, sizeof(*bases), cmp_i64))
 			continue;
 		char path[PATH_MAX];
-		seg_path(log, orph[i], ".index", path, sizeof(path));
+		segment_path(log->dir, orph[i], ".index", path, sizeof(path));
 		unlink(path);
-		seg_path(log, orph[i], ".timeindex", path, sizeof(path));
+		segment_path(log->dir, orph[i], ".timeindex", path, sizeof(path));
 		unlink(path);
 	}
 	free(orph);
@@ -981,9 +530,9 @@ static int roll_locked(struct seglog *log, int64_t base)
 	int rc;
 
 	pthread_mutex_lock(&log->mu);
-	seg_final_tidx(old);
+	segment_final_tidx(old);
 	pthread_mutex_unlock(&log->mu);
-	if ((rc = seg_persist_index(log, old, true)) != 0)
+	if ((rc = segment_persist_index(log->dir, old, true)) != 0)
 		return rc;
 	if (fdatasync(old->fd) != 0)
 		return -errno;
@@ -991,7 +540,7 @@ static int roll_locked(struct seglog *log, int64_t base)
 		return rc;
 	if ((rc = fsync_dir(log->dir)) != 0) {
 		char path[PATH_MAX];
-		seg_path(log, base, ".log", path, sizeof(path));
+		segment_path(log->dir, base, ".log", path, sizeof(path));
 		unlink(path);
 		seglog_seg_unref(s);
 		return rc;
@@ -1029,7 +578,7 @@ static int write_iov_at(int fd, const struct iovec *iov, int iovcnt, uint64_t po
 			skip -= iov[i].iov_len;
 			continue;
 		}
-		int rc = pwrite_full(fd, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip,
+		int rc = segment_pwrite_full(fd, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip,
 				     at);
 		if (rc)
 			return rc;
@@ -1069,13 +618,13 @@ int seglog_append(struct seglog *log, const struct iovec *iov, int iovcnt, int64
 		rc = -SILT_EINVAL;
 		goto out;
 	}
-	if (last_offset - end > MAX_REL) {
+	if (last_offset - end > SEGMENT_MAX_REL) {
 		rc = -SILT_ETOOBIG;
 		goto out;
 	}
 	int64_t now = now_ms();
 	if (s->size > 0 &&
-	    (s->size + len > o.segment_bytes || last_offset - s->base > MAX_REL ||
+	    (s->size + len > o.segment_bytes || last_offset - s->base > SEGMENT_MAX_REL ||
 	     (o.segment_ms > 0 && now - s->created_ms > o.segment_ms))) {
 		if ((rc = roll_locked(log, end)) != 0)
 			goto out;
@@ -1091,7 +640,7 @@ int seglog_append(struct seglog *log, const struct iovec *iov, int iovcnt, int64
 		goto out;
 	}
 	pthread_mutex_lock(&log->mu);
-	seg_note_append(s, o.index_interval_bytes, end, pos, len, max_timestamp);
+	segment_note_append(s, o.index_interval_bytes, end, pos, len, max_timestamp);
 	s->size = pos + len;
 	if (pos == 0)
 		s->created_ms = now;
@@ -1117,7 +666,7 @@ int seglog_flush(struct seglog *log, int64_t *flushed_offset)
 	int64_t target = log->end;
 	uint64_t epoch = log->epoch;
 	bool need = log->flushed < target;
-	seg_ref(s);
+	segment_ref(s);
 	pthread_mutex_unlock(&log->mu);
 
 	/* The active segment's indexes are not synced: recovery rebuilds them
@@ -1166,9 +715,9 @@ static size_t find_seg(const struct seglog *log, int64_t offset)
 	return lo;
 }
 
-/* Reads under mu: the segment for offset, referenced, the index position
- * to scan from and the segment's readable size. *next_base is the following
- * segment's base or -1. */
+/* Under mu: the segment holding offset (referenced), the index position to
+ * scan from, the segment's readable size and whether it is the active one
+ * (active may be NULL). */
 static int locate(struct seglog *log, int64_t offset, struct seglog_seg **seg, uint64_t *pos,
 		  uint64_t *size, bool *active)
 {
@@ -1177,10 +726,11 @@ static int locate(struct seglog *log, int64_t offset, struct seglog_seg **seg, u
 	if (rc)
 		return rc;
 	struct seglog_seg *s = log->segs[i];
-	*pos = idx_pos_for_offset(s, offset);
+	*pos = segment_pos_for_offset(s, offset);
 	*size = s->size;
-	*active = i + 1 == log->nsegs;
-	seg_ref(s);
+	if (active)
+		*active = i + 1 == log->nsegs;
+	segment_ref(s);
 	*seg = s;
 	return 0;
 }
@@ -1189,9 +739,8 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 {
 	struct seglog_seg *s = NULL;
 	struct seglog_entry e;
-	struct win w;
+	struct segment_win w;
 	uint64_t pos, size;
-	bool active;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -1205,12 +754,12 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 		pthread_mutex_unlock(&log->mu);
 		return 0;
 	}
-	rc = locate(log, offset, &s, &pos, &size, &active);
+	rc = locate(log, offset, &s, &pos, &size, NULL);
 	pthread_mutex_unlock(&log->mu);
 	if (rc)
 		return rc;
 
-	win_init(&w, s->fd);
+	segment_win_init(&w, s->fd);
 	for (;;) {
 		if (pos >= size) {
 			/* The offset is not in this segment (a gap before the
@@ -1225,14 +774,14 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 			}
 			seglog_seg_unref(s);
 			s = NULL;
-			rc = next < 0 ? -SILT_ECORRUPT : locate(log, next, &s, &pos, &size, &active);
+			rc = next < 0 ? -SILT_ECORRUPT : locate(log, next, &s, &pos, &size, NULL);
 			pthread_mutex_unlock(&log->mu);
 			if (rc)
 				return rc;
-			win_init(&w, s->fd);
+			segment_win_init(&w, s->fd);
 			continue;
 		}
-		if ((rc = win_entry(&log->fmt, &w, pos, size, &e)) != 0)
+		if ((rc = segment_win_entry(&log->fmt, &w, pos, size, &e)) != 0)
 			goto fail;
 		if (e.last_offset >= offset)
 			break;
@@ -1245,14 +794,14 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 		/* Jump to the last indexed entry start at or below the limit
 		 * and walk the few headers after it. */
 		pthread_mutex_lock(&log->mu);
-		int64_t j = idx_find_pos(s, limit);
+		int64_t j = segment_find_pos(s, limit);
 		uint64_t q = j >= 0 ? s->idx[j].pos : 0;
 		pthread_mutex_unlock(&log->mu);
 		if (q > cur)
 			cur = q;
 		while (cur < limit) {
 			struct seglog_entry n;
-			if ((rc = win_entry(&log->fmt, &w, cur, size, &n)) != 0)
+			if ((rc = segment_win_entry(&log->fmt, &w, cur, size, &n)) != 0)
 				goto fail;
 			if (n.size > limit - cur)
 				break;
@@ -1261,7 +810,6 @@ int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct s
 	} else if (limit >= size) {
 		cur = size;
 	}
-	(void)active;
 	out->seg = s;
 	out->fd = s->fd;
 	out->pos = pos;
@@ -1277,7 +825,7 @@ int64_t seglog_offset_for_time(struct seglog *log, int64_t ts)
 {
 	struct seglog_seg *s = NULL;
 	struct seglog_entry e;
-	struct win w;
+	struct segment_win w;
 	uint64_t pos = 0, size = 0;
 	int64_t result;
 	int rc = 0;
@@ -1293,10 +841,10 @@ int64_t seglog_offset_for_time(struct seglog *log, int64_t ts)
 	}
 	if (rc == 0 && i < log->nsegs) {
 		s = log->segs[i];
-		int64_t t = tidx_find_before(s, ts);
-		pos = t < 0 ? 0 : idx_pos_for_offset(s, s->base + s->tidx[t].rel);
+		int64_t t = segment_tidx_before(s, ts);
+		pos = t < 0 ? 0 : segment_pos_for_offset(s, s->base + s->tidx[t].rel);
 		size = s->size;
-		seg_ref(s);
+		segment_ref(s);
 	}
 	pthread_mutex_unlock(&log->mu);
 	if (rc)
@@ -1306,10 +854,10 @@ int64_t seglog_offset_for_time(struct seglog *log, int64_t ts)
 
 	/* The segment's max timestamp is >= ts, so an entry here qualifies;
 	 * the time index bounds the walk to about one index interval. */
-	win_init(&w, s->fd);
+	segment_win_init(&w, s->fd);
 	result = -SILT_ECORRUPT;
 	while (pos < size) {
-		if ((rc = win_entry(&log->fmt, &w, pos, size, &e)) != 0) {
+		if ((rc = segment_win_entry(&log->fmt, &w, pos, size, &e)) != 0) {
 			result = rc;
 			break;
 		}
@@ -1330,12 +878,12 @@ static void unlink_seg_files(struct seglog *log, int64_t base)
 	char path[PATH_MAX];
 	/* The .log goes first: a crash in between leaves only index files,
 	 * which open removes as orphans. */
-	seg_path(log, base, ".log", path, sizeof(path));
+	segment_path(log->dir, base, ".log", path, sizeof(path));
 	if (unlink(path) != 0 && errno != ENOENT)
 		log_warn(SUB, "%s: cannot remove %s: %s", log->dir, path, strerror(errno));
-	seg_path(log, base, ".index", path, sizeof(path));
+	segment_path(log->dir, base, ".index", path, sizeof(path));
 	unlink(path);
-	seg_path(log, base, ".timeindex", path, sizeof(path));
+	segment_path(log->dir, base, ".timeindex", path, sizeof(path));
 	unlink(path);
 }
 
@@ -1417,7 +965,7 @@ int seglog_truncate(struct seglog *log, int64_t offset)
 {
 	struct seglog_seg *s = NULL, **gone = NULL;
 	struct seglog_entry e;
-	struct win w;
+	struct segment_win w;
 	uint64_t pos, size;
 	size_t ndel = 0;
 	bool active;
@@ -1435,9 +983,9 @@ int seglog_truncate(struct seglog *log, int64_t offset)
 		goto out;
 
 	/* The cut must fall on an entry boundary. */
-	win_init(&w, s->fd);
+	segment_win_init(&w, s->fd);
 	while (pos < size) {
-		if ((rc = win_entry(&log->fmt, &w, pos, size, &e)) != 0)
+		if ((rc = segment_win_entry(&log->fmt, &w, pos, size, &e)) != 0)
 			goto out;
 		if (e.last_offset >= offset)
 			break;
@@ -1454,17 +1002,17 @@ int seglog_truncate(struct seglog *log, int64_t offset)
 	 * entry give the rest of the max timestamp and the last append. */
 	pthread_mutex_lock(&log->mu);
 	uint32_t rel = (uint32_t)(offset - s->base);
-	int64_t k = offset == s->base ? -1 : idx_find_rel(s, rel - 1);
+	int64_t k = offset == s->base ? -1 : segment_find_rel(s, rel - 1);
 	int64_t kt = (int64_t)s->ntidx - 1;
 	while (kt >= 0 && (k < 0 || s->tidx[kt].rel >= s->idx[k].rel))
 		kt--;
 	int64_t max_ts = kt >= 0 ? s->tidx[kt].ts : -1;
 	int64_t last_off = s->base;
-	uint64_t scan = kt >= 0 ? idx_pos_for_offset(s, s->base + s->tidx[kt].rel) : 0;
+	uint64_t scan = kt >= 0 ? segment_pos_for_offset(s, s->base + s->tidx[kt].rel) : 0;
 	pthread_mutex_unlock(&log->mu);
 	for (uint64_t p = scan; p < pos;) {
 		struct seglog_entry n;
-		if ((rc = win_entry(&log->fmt, &w, p, pos, &n)) != 0)
+		if ((rc = segment_win_entry(&log->fmt, &w, p, pos, &n)) != 0)
 			goto out;
 		if (n.max_timestamp > max_ts)
 			max_ts = n.max_timestamp;
@@ -1510,7 +1058,7 @@ int seglog_truncate(struct seglog *log, int64_t offset)
 	}
 	if (fdatasync(s->fd) != 0)
 		rc = -errno;
-	int r2 = seg_persist_index(log, s, false);
+	int r2 = segment_persist_index(log->dir, s, false);
 	int r3 = fsync_dir(log->dir);
 	rc = rc ? rc : r2 ? r2 : r3;
 	log_info(SUB, "%s: truncated to offset %" PRId64 " (%zu later segments deleted)", log->dir,
@@ -1531,9 +1079,9 @@ static int close_clean(struct seglog *log)
 	int rc;
 
 	pthread_mutex_lock(&log->mu);
-	seg_final_tidx(s);
+	segment_final_tidx(s);
 	pthread_mutex_unlock(&log->mu);
-	if ((rc = seg_persist_index(log, s, true)) != 0)
+	if ((rc = segment_persist_index(log->dir, s, true)) != 0)
 		return rc;
 	if (fdatasync(s->fd) != 0)
 		return -errno;

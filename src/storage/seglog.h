@@ -87,8 +87,9 @@ int64_t seglog_flushed_offset(struct seglog *log); /* every offset below is fsyn
 int seglog_append(struct seglog *log, const struct iovec *iov, int iovcnt, int64_t last_offset,
 		  int64_t max_timestamp);
 
-/* fsyncs the active segment (and indexes); returns 0 and sets
- * *flushed_offset (may be NULL) to the new seglog_flushed_offset. */
+/* fsyncs the active segment; returns 0 and sets *flushed_offset (may be
+ * NULL) to the new seglog_flushed_offset. The active segment's indexes are
+ * not synced: recovery rebuilds them from the (synced) data. */
 int seglog_flush(struct seglog *log, int64_t *flushed_offset);
 /* Runs the flush_messages / flush_ms policy; call periodically. */
 int seglog_maybe_flush(struct seglog *log, int64_t now_ms);
