@@ -195,7 +195,7 @@ def produce_all(s, topic):
                 n += 1
                 sent[key] = (value, headers, ts_base + n)
                 p.produce(topic, value=value, key=key, headers=headers,
-                          timestamp=ts_base + n)
+                          timestamp=ts_base + n, on_delivery=dr)
                 p.poll(0)
             left = p.flush(20)
             eq(left, 0, "messages still queued after flush (%s/%s)" % (codec, mode))
