@@ -151,8 +151,15 @@ def main():
             eq(res[(topic, 7)][0], 3, "Produce to partition 7 of a 1-partition topic")
 
         # ApiVersions v99: v0 format, error 35, ApiVersions' own range.
+        # A future client sends it as a flexible request (header v2 with
+        # tagged fields, compact-string body), as for v3.
         with kw.Conn(s.port) as c:
-            r = c.call(kw.API_VERSIONS, 99, b"")
+            c.corr += 1
+            hdr = kw.i16(18) + kw.i16(99) + kw.i32(c.corr) + kw.string("future") + b"\x00"
+            body = b"\x07future" + b"\x049.9" + b"\x00"
+            c.send_raw(kw.i32(len(hdr) + len(body)) + hdr + body)
+            corr, r = c.recv_frame()
+            eq(corr, c.corr, "ApiVersions v99 correlation id")
             err, apis99 = kw.parse_api_versions_v0(r)
             eq(err, 35, "ApiVersions v99 error code")
             check(18 in apis99, "ApiVersions v99 response does not list ApiVersions: %s" % apis99)
