@@ -15,6 +15,7 @@ error or close the connection, and keep serving everyone else.
   bad CRC -> CORRUPT_MESSAGE (2); record count != lastOffsetDelta+1 and a
   client-sent control batch -> CORRUPT_MESSAGE (2) or INVALID_RECORD (87);
   nothing of them is appended.
+- A batch over message.max.bytes -> MESSAGE_TOO_LARGE (10).
 - CreateTopics with an invalid name -> INVALID_TOPIC_EXCEPTION (17);
   Produce to an invalid name -> 17 (or UNKNOWN_TOPIC_OR_PARTITION 3).
 - A garbage body for a known API -> connection closed or an error, and the
@@ -53,6 +54,7 @@ def expect_closed(c, what):
 def main():
     rnd = random.Random(7)
     with Silt(config={"socket.request.max.bytes": MAX_REQ, "auto.create.topics.enable": "true",
+                      "message.max.bytes": 100000,
                       "num.partitions": 1}) as s:
         apis = api_versions_ok(s)
         log("ApiVersions: %s" % sorted(apis.items()))
@@ -129,6 +131,10 @@ def main():
             bad = kw.record_batch([(b"k", b"v" * 50, [])])[:-10]
             res = kw.parse_produce_v3(c.call(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, bad)))
             check(res[(topic, 0)][0] in (2, 87), "truncated batch: error %d" % res[(topic, 0)][0])
+            # Bigger than message.max.bytes (100000): MESSAGE_TOO_LARGE.
+            big = kw.record_batch([(b"k", os.urandom(150000), [])])
+            res = kw.parse_produce_v3(c.call(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, big)))
+            eq(res[(topic, 0)][0], 10, "batch over message.max.bytes: MESSAGE_TOO_LARGE")
             # None of these reached the log.
             f = kw.parse_fetch_v4(c.call(kw.API_FETCH, 4, kw.fetch_v4_body(topic, 0, 0)))[(topic, 0)]
             eq(f["high_watermark"], 3, "high watermark after rejected batches")

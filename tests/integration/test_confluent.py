@@ -231,10 +231,98 @@ def consume_all(s, topic, group, total):
     return c, got
 
 
+def logger_self_check():
+    """The log capture must see librdkafka's lines, or the protocol-warning
+    check below could never fail: a client pointed at a closed port logs a
+    connection failure."""
+    cap = LogCapture()
+    lg = logging.getLogger("rdkafka-selfcheck")
+    lg.addHandler(cap)
+    lg.setLevel(logging.DEBUG)
+    from silt_harness import free_port
+    p = Producer({"bootstrap.servers": "127.0.0.1:%d" % free_port(), "logger": lg})
+    deadline = time.monotonic() + 5
+    while not cap.records and time.monotonic() < deadline:
+        p.poll(0.2)
+    check(cap.records, "librdkafka log capture saw nothing from a client on a closed port")
+    del p
+
+
+def group_split(s, admin):
+    """Two consumers in one group share the partitions: disjoint
+    assignments covering all 3, and each receives only its own partitions'
+    new messages, each exactly once."""
+    topic = "cfk-split"
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(15)
+    conf = dict(base_conf(s), **{"group.id": "cfk-split-group", "auto.offset.reset": "latest",
+                                 "enable.auto.commit": False, "session.timeout.ms": 10000,
+                                 "heartbeat.interval.ms": 300})
+    cs = [Consumer(dict(conf)), Consumer(dict(conf))]
+    for c in cs:
+        c.subscribe([topic])
+    stray = []
+
+    def poll_all(t):
+        for c in cs:
+            m = c.poll(t)
+            if m is not None and not m.error():
+                stray.append((m.partition(), m.offset()))
+
+    def assignments():
+        return [sorted(tp.partition for tp in c.assignment()) for c in cs]
+
+    stable_since, last = None, None
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        poll_all(0.2)
+        a = assignments()
+        if a != last:
+            last, stable_since = a, time.monotonic()
+        elif (all(a) and sorted(a[0] + a[1]) == [0, 1, 2]
+              and time.monotonic() - stable_since > 2.0):
+            break
+    log("group split assignments: %s" % last)
+    check(all(last), "a consumer of the two-member group has no partitions: %s" % last)
+    eq(sorted(last[0] + last[1]), [0, 1, 2], "the two members' partitions (disjoint, all covered)")
+    eq(stray, [], "messages before anything was produced")
+
+    p = Producer(base_conf(s))
+    for i in range(60):
+        p.produce(topic, value=b"split-%d" % i, partition=i % 3)
+    eq(p.flush(15), 0, "split produce flushed")
+    got = [[], []]
+    deadline = time.monotonic() + 20
+    while len(got[0]) + len(got[1]) < 60 and time.monotonic() < deadline:
+        for i, c in enumerate(cs):
+            m = c.poll(0.1)
+            if m is not None and not m.error():
+                got[i].append((m.partition(), m.value()))
+    for i in range(2):
+        parts = {p_ for p_, _ in got[i]}
+        check(parts <= set(last[i]), "consumer %d got partitions %s but owns %s" % (i, parts, last[i]))
+        eq(len(got[i]), 20 * len(last[i]), "messages received by consumer %d" % i)
+    vals = sorted(v for g in got for _, v in g)
+    eq(vals, sorted(b"split-%d" % i for i in range(60)), "all split messages exactly once")
+    for c in cs:
+        c.close()
+
+
 def main():
-    with Silt(config={"num.partitions": 1, "group.initial.rebalance.delay.ms": 0}) as s:
+    logger_self_check()
+    with Silt(config={"num.partitions": 1, "group.initial.rebalance.delay.ms": 0,
+                      "auto.create.topics.enable": "false"}) as s:
         admin = AdminClient(base_conf(s))
         admin_tests(s, admin)
+
+        # auto.create.topics.enable=false: metadata for an unknown topic is
+        # an error and does not create it.
+        md = admin.list_topics("cfk-not-there", timeout=10)
+        t = md.topics.get("cfk-not-there")
+        check(t is not None and t.error is not None
+              and t.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART,
+              "metadata of an unknown topic with auto-create off: %s" % (t and t.error))
+        check("cfk-not-there" not in admin.list_topics(timeout=10).topics,
+              "unknown topic was created although auto.create.topics.enable=false")
 
         topic = "cfk-data"
         admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(15)
@@ -297,6 +385,8 @@ def main():
             lo, hi = c4.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
             eq((lo, hi), (0, len(delivered[p])), "watermarks of partition %d" % p)
         c4.close()
+
+        group_split(s, admin)
 
         bad = CAP.bad()
         check(not bad, "librdkafka logged protocol warnings: %s" % bad[:5])
