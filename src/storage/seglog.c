@@ -1129,3 +1129,83 @@ int seglog_destroy(struct seglog *log)
 	seglog_free(log);
 	return rc;
 }
+
+/* ---- segment-level access ----------------------------------------------- */
+
+/* Index of the segment named base, or -1. Called with mu held. */
+static ssize_t find_seg_exact(const struct seglog *log, int64_t base)
+{
+	if (log->nsegs == 0 || base < log->segs[0]->base)
+		return -1;
+	size_t i = find_seg(log, base);
+	return log->segs[i]->base == base ? (ssize_t)i : -1;
+}
+
+size_t seglog_segments(struct seglog *log, struct seglog_seg_info *out, size_t max)
+{
+	pthread_mutex_lock(&log->mu);
+	size_t n = log->nsegs;
+	for (size_t i = 0; i < n && i < max; i++)
+		out[i] = (struct seglog_seg_info){ log->segs[i]->base, log->segs[i]->size, i + 1 == n };
+	pthread_mutex_unlock(&log->mu);
+	return n;
+}
+
+int seglog_segment_of(struct seglog *log, int64_t offset, struct seglog_seg_info *out)
+{
+	int rc = -SILT_ERANGE;
+	pthread_mutex_lock(&log->mu);
+	if (offset >= log->segs[0]->base && offset < log->end) {
+		size_t i = find_seg(log, offset);
+		*out = (struct seglog_seg_info){ log->segs[i]->base, log->segs[i]->size,
+						 i + 1 == log->nsegs };
+		rc = 0;
+	}
+	pthread_mutex_unlock(&log->mu);
+	return rc;
+}
+
+int seglog_seg_get(struct seglog *log, int64_t base, struct seglog_read *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->fd = -1;
+	pthread_mutex_lock(&log->mu);
+	ssize_t i = find_seg_exact(log, base);
+	if (i >= 0) {
+		struct seglog_seg *s = log->segs[i];
+		segment_ref(s);
+		*out = (struct seglog_read){ s, s->fd, 0, s->size, s->base };
+	}
+	pthread_mutex_unlock(&log->mu);
+	return i >= 0 ? 0 : -SILT_ENOENT;
+}
+
+int seglog_delete_segment(struct seglog *log, int64_t base)
+{
+	struct seglog_seg *s = NULL;
+	int rc = 0;
+
+	pthread_mutex_lock(&log->wmu);
+	pthread_mutex_lock(&log->mu);
+	ssize_t i = find_seg_exact(log, base);
+	if (i < 0) {
+		rc = -SILT_ENOENT;
+	} else if ((size_t)i + 1 == log->nsegs) {
+		rc = -SILT_EINVAL;
+	} else {
+		s = log->segs[i];
+		memmove(log->segs + i, log->segs + i + 1,
+			(log->nsegs - (size_t)i - 1) * sizeof(*log->segs));
+		log->nsegs--;
+		log->total_bytes -= s->size;
+	}
+	pthread_mutex_unlock(&log->mu);
+	if (s) {
+		unlink_seg_files(log, base);
+		log_info(SUB, "%s: deleted segment %020" PRId64 " (%" PRIu64 " bytes)", log->dir, base,
+			 s->size);
+		seglog_seg_unref(s);
+	}
+	pthread_mutex_unlock(&log->wmu);
+	return rc;
+}

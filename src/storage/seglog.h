@@ -142,4 +142,32 @@ struct seglog_stats {
 
 void seglog_get_stats(struct seglog *log, struct seglog_stats *st);
 
+/* ---- segment-level access (the object store's data node) -------------- *
+ * The data node stores chunks of objects as entries and keeps their
+ * locations (segment base, position) in its own table, so it reads a known
+ * segment at a known position and garbage-collects segments one at a time,
+ * not only from the oldest end. */
+
+struct seglog_seg_info {
+	int64_t base;  /* first offset of the segment (its name) */
+	uint64_t size; /* bytes of whole entries */
+	bool active;   /* the last segment, still appended to */
+};
+
+/* Copies the description of up to max segments, oldest first, into out;
+ * returns how many segments the log has (may be more than max). */
+size_t seglog_segments(struct seglog *log, struct seglog_seg_info *out, size_t max);
+/* Describes the segment holding `offset` (start <= offset < end):
+ * 0, or -SILT_ERANGE. */
+int seglog_segment_of(struct seglog *log, int64_t offset, struct seglog_seg_info *out);
+/* A reference to the segment named `base`: out->seg (release with
+ * seglog_seg_unref), out->fd, out->pos = 0, out->len = its size now,
+ * out->first_offset = base. -SILT_ENOENT if there is no such segment. */
+int seglog_seg_get(struct seglog *log, int64_t base, struct seglog_read *out);
+/* Deletes one non-active segment (any, not only the oldest); readers that
+ * hold a reference keep reading the unlinked file. The offsets it held
+ * become a gap. 0, -SILT_ENOENT (no such segment) or -SILT_EINVAL (it is the
+ * active one). */
+int seglog_delete_segment(struct seglog *log, int64_t base);
+
 #endif

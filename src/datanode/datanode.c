@@ -1,0 +1,861 @@
+/* datanode.c - the data node: open and reconcile, puts, gets, deletes,
+ * space accounting (GC is in dngc.c). Contract in datanode.h. */
+#include "core/platform.h"
+#include "datanode/datanode.h"
+
+#include "core/crc.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "datanode/dnint.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define SUB DN_SUB
+/* Chunk rows fetched per SQLite query by a GET. */
+#define GET_BATCH 64
+/* A location that GC moved under a reader is looked up again this often. */
+#define GET_RETRIES 4
+/* Reconciliation handles lost chunks in batches of this many rows. */
+#define RECONCILE_BATCH 256
+
+void datanode_opts_default(struct datanode_opts *o)
+{
+	o->segment_bytes = 1ull << 30;
+	o->chunk_bytes = 1u << 20;
+	o->max_object_bytes = 5ull << 30;
+	o->sync_commit = false;
+}
+
+/* ---- object ids ----------------------------------------------------------- */
+
+void datanode_oid_fmt(const struct dn_oid *oid, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = hex[oid->b[i] >> 4];
+		out[2 * i + 1] = hex[oid->b[i] & 15];
+	}
+	out[32] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int datanode_oid_parse(const char *hex, struct dn_oid *oid)
+{
+	if (strlen(hex) != 32)
+		return -SILT_EINVAL;
+	for (int i = 0; i < 16; i++) {
+		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -SILT_EINVAL;
+		oid->b[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* A fresh id: 64 random bits drawn at open and a counter. Unique within a
+ * run by the counter, across runs and nodes by the random half. */
+static void oid_new(struct datanode *dn, struct dn_oid *oid)
+{
+	uint64_t lo = atomic_fetch_add_explicit(&dn->oid_lo, 1, memory_order_relaxed);
+	for (int i = 0; i < 8; i++) {
+		oid->b[i] = (uint8_t)(dn->oid_hi >> (56 - 8 * i));
+		oid->b[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
+	}
+}
+
+/* ---- streams ----------------------------------------------------------------- */
+
+static void stream_dir(const struct datanode *dn, uint32_t id, char *out, size_t n)
+{
+	if (id == DN_GC_STREAM)
+		snprintf(out, n, "%s/vol-gc", dn->dir);
+	else
+		snprintf(out, n, "%s/vol-%03u", dn->dir, id);
+}
+
+static int stream_open(struct datanode *dn, uint32_t id)
+{
+	char path[PATH_MAX];
+	struct seglog_opts so;
+	struct dn_stream *st;
+	int rc;
+
+	if (dn->streams[id])
+		return 0;
+	seglog_opts_default(&so);
+	so.segment_bytes = dn->opts.segment_bytes;
+	so.segment_ms = 0; /* volumes roll by size only */
+	/* Nobody seeks a volume by offset (locations are in SQLite), so
+	 * the sparse index only has to keep clean opens short. */
+	so.index_interval_bytes = 1u << 20;
+	stream_dir(dn, id, path, sizeof(path));
+	st = xcalloc(1, sizeof(*st));
+	st->id = id;
+	pthread_mutex_init(&st->mu, NULL);
+	if ((rc = seglog_open(path, &so, &dnchunk_seglog_format, &st->log)) != 0) {
+		log_error(SUB, "%s: cannot open volume: %s", path, silt_strerror(rc));
+		pthread_mutex_destroy(&st->mu);
+		free(st);
+		return rc;
+	}
+	dn->streams[id] = st;
+	return 0;
+}
+
+static void stream_close(struct dn_stream *st)
+{
+	if (!st)
+		return;
+	seglog_close(st->log);
+	pthread_mutex_destroy(&st->mu);
+	free(st);
+}
+
+int dn_append(struct dn_stream *st, const struct dn_oid *oid, uint32_t index, int64_t time_ms,
+	      const void *data, uint32_t len, uint32_t crc, struct dn_inflight *fl,
+	      struct dnloc *loc)
+{
+	uint8_t hdr[DNCHUNK_HDR];
+	struct dnchunk_hdr h = { 0, *oid, index, len, time_ms, crc };
+	struct iovec iov[2] = { { hdr, sizeof(hdr) }, { (void *)(uintptr_t)data, len } };
+	struct seglog_seg_info si;
+	int rc;
+
+	pthread_mutex_lock(&st->mu);
+	h.seq = seglog_end_offset(st->log);
+	dnchunk_encode(hdr, &h);
+	rc = seglog_append(st->log, iov, len ? 2 : 1, h.seq, time_ms);
+	/* This mutex orders every append to the volume, so the entry is the
+	 * last one of the segment holding its seq. */
+	if (rc == 0)
+		rc = seglog_segment_of(st->log, h.seq, &si);
+	if (rc == 0) {
+		*loc = (struct dnloc){ st->id, si.base, h.seq, si.size - DNCHUNK_HDR - len, len, crc };
+		if (fl && fl->first_seq == INT64_MAX) {
+			fl->first_seq = h.seq;
+			fl->prev = NULL;
+			fl->next = st->inflight;
+			if (st->inflight)
+				st->inflight->prev = fl;
+			st->inflight = fl;
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
+	return rc;
+}
+
+void dn_inflight_done(struct dn_stream *st, struct dn_inflight *fl)
+{
+	if (fl->first_seq == INT64_MAX)
+		return;
+	pthread_mutex_lock(&st->mu);
+	if (fl->prev)
+		fl->prev->next = fl->next;
+	else
+		st->inflight = fl->next;
+	if (fl->next)
+		fl->next->prev = fl->prev;
+	pthread_mutex_unlock(&st->mu);
+	fl->first_seq = INT64_MAX;
+}
+
+int64_t dn_min_inflight(struct dn_stream *st)
+{
+	int64_t m = INT64_MAX;
+	pthread_mutex_lock(&st->mu);
+	for (struct dn_inflight *f = st->inflight; f; f = f->next)
+		m = SILT_MIN(m, f->first_seq);
+	pthread_mutex_unlock(&st->mu);
+	return m;
+}
+
+ssize_t dn_pread(int fd, void *buf, size_t n, uint64_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, (uint8_t *)buf + got, n - got, (off_t)(off + got));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+const char *dn_check_entry(const uint8_t *p, const struct dn_oid *oid, uint32_t index,
+			  const struct dnloc *loc, bool verify, struct dnchunk_hdr *h)
+{
+	if (dnchunk_parse(p, DNCHUNK_HDR, h) != 0)
+		return "bad chunk header";
+	if (h->seq != loc->seq || memcmp(h->oid.b, oid->b, 16) != 0 || h->index != index)
+		return "entry belongs to another chunk";
+	if (h->len != loc->len || h->crc != loc->crc)
+		return "chunk header disagrees with its location record";
+	if (verify && crc32c(0, p + DNCHUNK_HDR, h->len) != h->crc)
+		return "data CRC-32C mismatch";
+	return NULL;
+}
+
+void dn_log_bad(const struct dn_oid *oid, uint32_t index, const struct dnloc *loc, const char *why)
+{
+	char id[33];
+	datanode_oid_fmt(oid, id);
+	log_error(SUB, "object %s chunk %u: volume %u segment %" PRId64 " position %" PRIu64
+		  ": %s; refusing to serve it", id, index, loc->stream, loc->seg, loc->pos, why);
+}
+
+int dn_check_chunk(int fd, uint64_t seg_size, const struct dn_oid *oid, uint32_t index,
+		   const struct dnloc *loc, uint8_t *buf, bool verify, struct dnchunk_hdr *h)
+{
+	uint64_t entry = (uint64_t)DNCHUNK_HDR + loc->len;
+	size_t need = verify ? (size_t)entry : DNCHUNK_HDR;
+	const char *why = NULL;
+
+	if (loc->pos > seg_size || seg_size - loc->pos < entry) {
+		why = "entry extends past the end of the segment";
+	} else {
+		ssize_t r = dn_pread(fd, buf, need, loc->pos);
+		if (r < 0) {
+			dn_log_bad(oid, index, loc, silt_strerror((int)r));
+			return (int)r;
+		}
+		why = (size_t)r < need ? "segment file shorter than expected"
+				       : dn_check_entry(buf, oid, index, loc, verify, h);
+	}
+	if (!why)
+		return 0;
+	dn_log_bad(oid, index, loc, why);
+	return -SILT_ECORRUPT;
+}
+
+/* ---- open, reconcile, close ------------------------------------------------ */
+
+/* Removes objects whose chunk rows are in `rows` (duplicates are fine),
+ * logging each with the reason. */
+static int drop_objects(struct datanode *dn, struct dnconn *c, const struct dnmeta_chunk *rows,
+			size_t n, const char *why, size_t *dropped)
+{
+	*dropped = 0;
+	int rc = dnmeta_begin(c, false);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n; i++) {
+		const struct dnmeta_chunk *ch = &rows[i];
+		rc = dnmeta_obj_delete(c, &ch->oid);
+		if (rc == -SILT_ENOENT)
+			continue;
+		if (rc) {
+			dnmeta_rollback(c);
+			return rc;
+		}
+		(*dropped)++;
+		char id[33];
+		datanode_oid_fmt(&ch->oid, id);
+		log_error(SUB, "%s: object %s lost: chunk %u at volume %u segment %" PRId64
+			  " position %" PRIu64 " %s; removed",
+			  dn->dir, id, ch->index, ch->loc.stream, ch->loc.seg, ch->loc.pos, why);
+	}
+	return dnmeta_commit(c);
+}
+
+/* Makes SQLite agree with the volumes after seglog recovery: a location in
+ * a segment that does not exist, or past the end of one, can only follow a
+ * lost commit's chunks (power loss without sync_commit, or files removed by
+ * hand), since chunks are appended before their commit. The segments table
+ * says cheaply whether that happened (max_end against the file size); only
+ * then are the location tables scanned. */
+static int reconcile(struct datanode *dn)
+{
+	struct dnconn *c = dnmeta_conn_get(dn->meta);
+	struct dnmeta_chunk *rows = xmalloc(RECONCILE_BATCH * sizeof(*rows));
+	struct dnmeta_seg *segs = NULL;
+	size_t nsegs = 0, n;
+	int rc;
+
+	if ((rc = dnmeta_seg_list(c, &segs, &nsegs)) != 0)
+		goto out;
+	for (size_t i = 0; i < nsegs && rc == 0; i++) {
+		struct dnmeta_seg *sg = &segs[i];
+		struct dn_stream *st = sg->stream < DN_NSTREAM_IDS ? dn->streams[sg->stream] : NULL;
+		struct seglog_read r;
+		bool exists = st && seglog_seg_get(st->log, sg->seg, &r) == 0;
+		uint64_t size = exists ? r.len : 0;
+		if (exists)
+			seglog_seg_unref(r.seg);
+		if (exists && sg->max_end <= size)
+			continue;
+		if (!exists && sg->live_chunks == 0) {
+			if ((rc = dnmeta_begin(c, false)) == 0) {
+				rc = dnmeta_seg_forget(c, sg->stream, sg->seg);
+				rc = rc ? (dnmeta_rollback(c), rc) : dnmeta_commit(c);
+			}
+			continue;
+		}
+		log_warn(SUB, "%s: volume %u segment %020" PRId64 " is %s; checking its objects",
+			 dn->dir, sg->stream, sg->seg,
+			 exists ? "shorter than its recorded chunks" : "missing");
+		/* Dropped objects take their rows with them: query again
+		 * until nothing is left beyond the end. */
+		while ((rc = dnmeta_seg_scan(c, sg->stream, sg->seg, size, rows, RECONCILE_BATCH,
+					     &n)) == 0 && n > 0) {
+			size_t dropped;
+			if ((rc = drop_objects(dn, c, rows, n,
+					       exists ? "lies past the end of its segment"
+						      : "is in a missing segment",
+					       &dropped)) != 0)
+				break;
+			if (dropped == 0) {
+				/* Chunk rows without an object row. */
+				log_error(SUB, "%s: volume %u segment %" PRId64
+					  " has location records of no object", dn->dir,
+					  sg->stream, sg->seg);
+				rc = -SILT_ECORRUPT;
+				break;
+			}
+		}
+		if (rc == 0 && (rc = dnmeta_begin(c, false)) == 0) {
+			rc = exists ? dnmeta_seg_set_max_end(c, sg->stream, sg->seg, size)
+				    : dnmeta_seg_forget(c, sg->stream, sg->seg);
+			rc = rc ? (dnmeta_rollback(c), rc) : dnmeta_commit(c);
+		}
+	}
+out:
+	free(segs);
+	free(rows);
+	dnmeta_conn_put(c);
+	return rc;
+}
+
+static bool parse_vol_name(const char *name, uint32_t *id)
+{
+	if (strncmp(name, "vol-", 4) != 0 || strlen(name) != 7)
+		return false;
+	uint32_t v = 0;
+	for (int i = 4; i < 7; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+		v = v * 10 + (uint32_t)(name[i] - '0');
+	}
+	if (v >= DATANODE_MAX_STREAMS)
+		return false;
+	*id = v;
+	return true;
+}
+
+int datanode_open(const char *dir, unsigned nstreams, const struct datanode_opts *opts,
+		  struct datanode **out)
+{
+	char path[PATH_MAX];
+	struct datanode *dn;
+	int rc;
+
+	*out = NULL;
+	if (nstreams == 0 || nstreams > DATANODE_MAX_STREAMS || !opts || opts->chunk_bytes == 0 ||
+	    opts->chunk_bytes > DNCHUNK_MAX_DATA ||
+	    opts->segment_bytes < (uint64_t)opts->chunk_bytes + DNCHUNK_HDR)
+		return -SILT_EINVAL;
+	if (strlen(dir) + 64 >= PATH_MAX)
+		return -ENAMETOOLONG;
+	if ((rc = mkdir_p(dir, 0755)) != 0)
+		return rc;
+
+	dn = xcalloc(1, sizeof(*dn));
+	dn->dir = xstrdup(dir);
+	dn->opts = *opts;
+	dn->nstreams = nstreams;
+	pthread_mutex_init(&dn->gc_mu, NULL);
+	if (getrandom(&dn->oid_hi, sizeof(dn->oid_hi), 0) != (ssize_t)sizeof(dn->oid_hi)) {
+		rc = -errno;
+		goto fail;
+	}
+	atomic_init(&dn->oid_lo, 0);
+
+	snprintf(path, sizeof(path), "%s/meta.db", dir);
+	if ((rc = dnmeta_open(path, opts->sync_commit, &dn->meta)) != 0)
+		goto fail;
+
+	DIR *d = opendir(dir);
+	if (!d) {
+		rc = -errno;
+		goto fail;
+	}
+	struct dirent *de;
+	uint32_t id;
+	while ((de = readdir(d)) != NULL) {
+		if (parse_vol_name(de->d_name, &id) && (rc = stream_open(dn, id)) != 0)
+			break;
+	}
+	closedir(d);
+	if (rc)
+		goto fail;
+	for (uint32_t i = 0; i < nstreams; i++)
+		if ((rc = stream_open(dn, i)) != 0)
+			goto fail;
+	if ((rc = stream_open(dn, DN_GC_STREAM)) != 0)
+		goto fail;
+	if ((rc = reconcile(dn)) != 0) {
+		log_error(SUB, "%s: reconciling locations with volumes failed: %s", dir,
+			  silt_strerror(rc));
+		goto fail;
+	}
+	*out = dn;
+	return 0;
+fail:
+	datanode_close(dn);
+	return rc;
+}
+
+void datanode_close(struct datanode *dn)
+{
+	if (!dn)
+		return;
+	for (size_t i = 0; i < DN_NSTREAM_IDS; i++)
+		stream_close(dn->streams[i]);
+	dnmeta_close(dn->meta);
+	pthread_mutex_destroy(&dn->gc_mu);
+	free(dn->dir);
+	free(dn);
+}
+
+/* ---- puts ---------------------------------------------------------------- */
+
+struct datanode_put {
+	struct datanode *dn;
+	struct dn_stream *st;
+	struct dn_oid oid;
+	uint32_t chunk_bytes;
+	uint8_t *buf; /* at most chunk_bytes, grown on demand */
+	size_t cap, fill;
+	uint64_t size;
+	uint32_t nchunks;
+	struct dnloc *locs; /* one per appended chunk, index order */
+	size_t caplocs;
+	int64_t time_ms;
+	int err;
+	struct dn_inflight fl;
+};
+
+int datanode_put_begin(struct datanode *dn, unsigned stream, const struct dn_oid *oid,
+		       struct datanode_put **out)
+{
+	*out = NULL;
+	if (stream >= dn->nstreams)
+		return -SILT_EINVAL;
+	struct datanode_put *w = xcalloc(1, sizeof(*w));
+	w->dn = dn;
+	w->st = dn->streams[stream];
+	if (oid)
+		w->oid = *oid;
+	else
+		oid_new(dn, &w->oid);
+	w->chunk_bytes = dn->opts.chunk_bytes;
+	w->time_ms = now_ms();
+	w->fl.first_seq = INT64_MAX;
+	*out = w;
+	return 0;
+}
+
+static int put_chunk(struct datanode_put *w, const uint8_t *p, uint32_t n)
+{
+	struct dnloc loc;
+	if (w->nchunks == UINT32_MAX)
+		return w->err = -SILT_ETOOBIG;
+	uint32_t crc = crc32c(0, p, n);
+	int rc = dn_append(w->st, &w->oid, w->nchunks, w->time_ms, p, n, crc, &w->fl, &loc);
+	if (rc) {
+		char id[33];
+		datanode_oid_fmt(&w->oid, id);
+		log_error(SUB, "object %s: appending chunk %u to volume %u failed: %s", id, w->nchunks,
+			  w->st->id, silt_strerror(rc));
+		return w->err = rc;
+	}
+	if (w->nchunks == w->caplocs) {
+		w->caplocs = w->caplocs ? w->caplocs * 2 : 4;
+		w->locs = xrealloc(w->locs, w->caplocs * sizeof(*w->locs));
+	}
+	w->locs[w->nchunks++] = loc;
+	return 0;
+}
+
+int datanode_put_write(struct datanode_put *w, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+	size_t cb = w->chunk_bytes;
+	int rc;
+
+	if (w->err)
+		return w->err;
+	if (len > w->dn->opts.max_object_bytes - w->size)
+		return w->err = -SILT_ETOOBIG;
+	w->size += len;
+	while (len > 0) {
+		if (w->fill == 0 && len >= cb) {
+			/* A whole chunk in the caller's buffer: no copy. */
+			if ((rc = put_chunk(w, p, (uint32_t)cb)) != 0)
+				return rc;
+			p += cb;
+			len -= cb;
+			continue;
+		}
+		size_t n = SILT_MIN(cb - w->fill, len);
+		if (w->fill + n > w->cap) {
+			size_t cap = SILT_MAX(w->cap * 2, SILT_MAX(w->fill + n, (size_t)4096));
+			w->cap = SILT_MIN(cap, cb);
+			w->buf = xrealloc(w->buf, w->cap);
+		}
+		memcpy(w->buf + w->fill, p, n);
+		w->fill += n;
+		p += n;
+		len -= n;
+		if (w->fill == cb) {
+			if ((rc = put_chunk(w, w->buf, (uint32_t)cb)) != 0)
+				return rc;
+			w->fill = 0;
+		}
+	}
+	return 0;
+}
+
+size_t datanode_put_buffer_bytes(const struct datanode_put *w)
+{
+	return w->cap;
+}
+
+static void put_free(struct datanode_put *w)
+{
+	dn_inflight_done(w->st, &w->fl);
+	free(w->buf);
+	free(w->locs);
+	free(w);
+}
+
+int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info)
+{
+	struct datanode *dn = w->dn;
+	struct dnconn *c = NULL;
+	int rc = w->err;
+
+	if (rc == 0 && w->fill > 0) {
+		rc = put_chunk(w, w->buf, (uint32_t)w->fill);
+		w->fill = 0;
+	}
+	if (rc == 0 && dn->opts.sync_commit && w->nchunks > 0)
+		rc = seglog_flush(w->st->log, NULL);
+	if (rc)
+		goto out;
+
+	struct dnmeta_obj o = { w->size, w->chunk_bytes, w->nchunks, now_ms() };
+	c = dnmeta_conn_get(dn->meta);
+	if ((rc = dnmeta_begin(c, false)) != 0)
+		goto out;
+	rc = dnmeta_obj_insert(c, &w->oid, &o, w->nchunks ? &w->locs[0] : NULL);
+	for (uint32_t i = 1; rc == 0 && i < w->nchunks; i++)
+		rc = dnmeta_chunk_insert(c, &w->oid, i, &w->locs[i]);
+	if (rc)
+		dnmeta_rollback(c);
+	else
+		rc = dnmeta_commit(c);
+	if (rc == 0) {
+		if (oid)
+			*oid = w->oid;
+		if (info)
+			*info = (struct datanode_obj_info){ o.size, o.chunk_bytes, o.nchunks, o.ctime_ms };
+	}
+out:
+	if (c)
+		dnmeta_conn_put(c);
+	/* Only now may GC collect the segments these chunks sit in: the rows
+	 * that keep them live are committed (or the chunks are garbage). */
+	put_free(w);
+	return rc;
+}
+
+void datanode_put_abort(struct datanode_put *w)
+{
+	if (w)
+		put_free(w);
+}
+
+/* ---- gets ------------------------------------------------------------------ */
+
+struct datanode_get {
+	struct datanode *dn;
+	struct dn_oid oid;
+	bool verify;
+	struct datanode_obj_info info;
+	uint64_t cur, end; /* object byte range still to hand out */
+	struct dnloc loc0; /* chunk 0 comes with the object row */
+	struct dnmeta_chunk rows[GET_BATCH]; /* chunks 1.., fetched as needed */
+	size_t nrows, rowi;
+	uint8_t *buf;
+	size_t cap;
+};
+
+static int stat_loc0(struct datanode *dn, const struct dn_oid *oid, struct datanode_obj_info *info,
+		     struct dnloc *loc0)
+{
+	struct dnmeta_obj o;
+	struct dnconn *c = dnmeta_conn_get(dn->meta);
+	int rc = dnmeta_obj_get(c, oid, &o, loc0);
+	dnmeta_conn_put(c);
+	if (rc == 0 && info)
+		*info = (struct datanode_obj_info){ o.size, o.chunk_bytes, o.nchunks, o.ctime_ms };
+	return rc;
+}
+
+int datanode_stat(struct datanode *dn, const struct dn_oid *oid, struct datanode_obj_info *info)
+{
+	return stat_loc0(dn, oid, info, NULL);
+}
+
+int datanode_get_open(struct datanode *dn, const struct dn_oid *oid, uint64_t off, uint64_t len,
+		      unsigned flags, struct datanode_get **out, struct datanode_obj_info *info)
+{
+	struct datanode_obj_info oi;
+	struct dnloc loc0;
+	*out = NULL;
+	int rc = stat_loc0(dn, oid, &oi, &loc0);
+	if (rc)
+		return rc;
+	if (off > oi.size)
+		return -SILT_ERANGE;
+	/* The object's shape must be self-consistent before any arithmetic
+	 * on chunk indexes relies on it. */
+	uint64_t want = oi.size == 0 ? 0 : (oi.size - 1) / oi.chunk_bytes + 1;
+	if (want != oi.nchunks) {
+		char id[33];
+		datanode_oid_fmt(oid, id);
+		log_error(SUB, "object %s: record says %u chunks for %" PRIu64 " bytes", id,
+			  oi.nchunks, oi.size);
+		return -SILT_ECORRUPT;
+	}
+	struct datanode_get *g = xcalloc(1, sizeof(*g));
+	g->dn = dn;
+	g->oid = *oid;
+	g->verify = !(flags & DATANODE_GET_NOVERIFY);
+	g->info = oi;
+	g->loc0 = loc0;
+	g->cur = off;
+	g->end = len > oi.size - off ? oi.size : off + len;
+	if (info)
+		*info = oi;
+	*out = g;
+	return 0;
+}
+
+static void log_oid(const struct dn_oid *oid, uint32_t index, const char *what)
+{
+	char id[33];
+	datanode_oid_fmt(oid, id);
+	log_error(SUB, "object %s chunk %u: %s", id, index, what);
+}
+
+/* Fetches the rows of chunks first.. (first >= 1) of the range. */
+static int get_fetch_rows(struct datanode_get *g, uint32_t first)
+{
+	uint32_t last = (uint32_t)((g->end - 1) / g->info.chunk_bytes);
+	struct dnconn *c = dnmeta_conn_get(g->dn->meta);
+	int rc = dnmeta_chunks_get(c, &g->oid, first, last, g->rows, GET_BATCH, &g->nrows);
+	if (rc == 0 && (g->nrows == 0 || g->rows[0].index != first)) {
+		/* Either the object went away under us or a row is missing. */
+		struct dnmeta_obj o;
+		rc = dnmeta_obj_get(c, &g->oid, &o, NULL);
+		if (rc == 0) {
+			log_oid(&g->oid, first, "location record missing");
+			rc = -SILT_ECORRUPT;
+		}
+	}
+	dnmeta_conn_put(c);
+	g->rowi = 0;
+	if (rc)
+		g->nrows = 0;
+	return rc;
+}
+
+/* Looks chunk ci up again after its segment vanished (GC moved it). */
+static int get_relocate(struct datanode_get *g, uint32_t ci, struct dnloc *loc)
+{
+	struct dnconn *c = dnmeta_conn_get(g->dn->meta);
+	int rc = dnmeta_chunk_loc(c, &g->oid, ci, loc);
+	if (rc == -SILT_ENOENT) {
+		struct dnmeta_obj o;
+		if (dnmeta_obj_get(c, &g->oid, &o, NULL) == 0) {
+			log_oid(&g->oid, ci, "location record missing");
+			rc = -SILT_ECORRUPT;
+		}
+	}
+	dnmeta_conn_put(c);
+	return rc;
+}
+
+int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
+{
+	uint32_t cb = g->info.chunk_bytes;
+	struct dnchunk_hdr h;
+	struct dnloc *loc;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->fd = -1;
+	if (g->cur >= g->end)
+		return 0;
+	uint32_t ci = (uint32_t)(g->cur / cb);
+	if (ci == 0) {
+		loc = &g->loc0;
+	} else {
+		if (g->rowi >= g->nrows || g->rows[g->rowi].index != ci) {
+			if ((rc = get_fetch_rows(g, ci)) != 0)
+				return rc;
+		}
+		loc = &g->rows[g->rowi].loc;
+	}
+	uint64_t cstart = (uint64_t)ci * cb;
+	uint64_t clen = SILT_MIN((uint64_t)cb, g->info.size - cstart);
+	if (loc->len != clen) {
+		log_oid(&g->oid, ci, "recorded length disagrees with the object size");
+		return -SILT_ECORRUPT;
+	}
+	size_t need = g->verify ? DNCHUNK_HDR + (size_t)clen : DNCHUNK_HDR;
+	if (need > g->cap) {
+		g->buf = xrealloc(g->buf, need);
+		g->cap = need;
+	}
+
+	struct seglog_read r = { 0 };
+	for (int attempt = 0;; attempt++) {
+		struct dn_stream *st = loc->stream < DN_NSTREAM_IDS ? g->dn->streams[loc->stream]
+								   : NULL;
+		rc = st ? seglog_seg_get(st->log, loc->seg, &r) : -SILT_ENOENT;
+		if (rc == 0)
+			break;
+		if (rc != -SILT_ENOENT)
+			return rc;
+		/* GC moved the chunk and dropped the segment after we read
+		 * the location: the new location is committed, look again. */
+		if (attempt == GET_RETRIES) {
+			log_oid(&g->oid, ci, "recorded in a segment that does not exist");
+			return -SILT_ECORRUPT;
+		}
+		if ((rc = get_relocate(g, ci, loc)) != 0)
+			return rc;
+	}
+	rc = dn_check_chunk(r.fd, r.len, &g->oid, ci, loc, g->buf, g->verify, &h);
+	if (rc) {
+		seglog_seg_unref(r.seg);
+		return rc;
+	}
+	uint64_t in = g->cur - cstart;
+	uint64_t n = SILT_MIN(g->end, cstart + clen) - g->cur;
+	p->seg = r.seg;
+	p->fd = r.fd;
+	p->pos = loc->pos + DNCHUNK_HDR + in;
+	p->len = n;
+	p->data = g->verify ? g->buf + DNCHUNK_HDR + in : NULL;
+	g->cur += n;
+	if (ci > 0)
+		g->rowi++;
+	return 1;
+}
+
+void datanode_get_close(struct datanode_get *g)
+{
+	if (!g)
+		return;
+	free(g->buf);
+	free(g);
+}
+
+void datanode_piece_release(struct datanode_piece *p)
+{
+	seglog_seg_unref(p->seg);
+	p->seg = NULL;
+	p->fd = -1;
+}
+
+int datanode_read(struct datanode *dn, const struct dn_oid *oid, uint64_t off, void *buf,
+		  size_t len, size_t *got)
+{
+	struct datanode_get *g;
+	struct datanode_piece p;
+	size_t done = 0;
+	int rc = datanode_get_open(dn, oid, off, len, 0, &g, NULL);
+	if (rc)
+		return rc;
+	while ((rc = datanode_get_next(g, &p)) == 1) {
+		memcpy((uint8_t *)buf + done, p.data, p.len);
+		done += p.len;
+		datanode_piece_release(&p);
+	}
+	datanode_get_close(g);
+	if (got)
+		*got = done;
+	return rc;
+}
+
+/* ---- delete, space ------------------------------------------------------------ */
+
+int datanode_delete(struct datanode *dn, const struct dn_oid *oid)
+{
+	struct dnconn *c = dnmeta_conn_get(dn->meta);
+	int rc = dnmeta_begin(c, false);
+	if (rc == 0) {
+		rc = dnmeta_obj_delete(c, oid);
+		if (rc)
+			dnmeta_rollback(c);
+		else
+			rc = dnmeta_commit(c);
+	}
+	dnmeta_conn_put(c);
+	return rc;
+}
+
+int datanode_space(struct datanode *dn, uint64_t *used, uint64_t *reclaimable)
+{
+	struct dnconn *c = dnmeta_conn_get(dn->meta);
+	struct seglog_seg_info *si = NULL;
+	uint64_t u = 0, r = 0;
+	int rc = 0;
+
+	for (size_t id = 0; id < DN_NSTREAM_IDS && rc == 0; id++) {
+		struct dn_stream *st = dn->streams[id];
+		if (!st)
+			continue;
+		size_t n = seglog_segments(st->log, NULL, 0);
+		si = xrealloc(si, (n ? n : 1) * sizeof(*si));
+		n = SILT_MIN(n, seglog_segments(st->log, si, n));
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			u += si[i].size;
+			if (si[i].active)
+				continue;
+			struct dnmeta_seg s;
+			if ((rc = dnmeta_seg_get(c, st->id, si[i].base, &s)) == 0)
+				r += si[i].size - SILT_MIN(s.live_bytes, si[i].size);
+		}
+	}
+	free(si);
+	dnmeta_conn_put(c);
+	if (rc == 0) {
+		if (used)
+			*used = u;
+		if (reclaimable)
+			*reclaimable = r;
+	}
+	return rc;
+}

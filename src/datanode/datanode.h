@@ -1,0 +1,195 @@
+/* datanode.h - the object store's data node: object bytes in volume files.
+ *
+ * The data node knows opaque 128-bit object ids and byte streams, nothing of
+ * S3 (buckets, keys, versions, ETags are the metadata and API services'
+ * business). An object is written once, read by byte ranges, deleted whole.
+ *
+ * Layout, in the directory given to datanode_open (normally
+ * `<data-dir>/datanode/`):
+ *
+ *   meta.db (+ -wal, -shm)   SQLite: chunk locations, per-segment live bytes
+ *                            (schema in dnmeta.h)
+ *   vol-000/ ... vol-NNN/    one seglog per writer stream (volume files:
+ *                            the active segment is written, rolled segments
+ *                            are sealed read-only)
+ *   vol-gc/                  the seglog GC copies live chunks into
+ *
+ * Object data is cut into chunks of `chunk_bytes` (the last one shorter);
+ * each chunk is one seglog entry, a 56-byte header (magic, object id, chunk
+ * index, length, CRC-32C of the data, header CRC; see dnchunk.h) then the
+ * bytes. A 0-byte object has no chunk. The entry's seglog offset is the
+ * volume's chunk sequence number.
+ *
+ * Write order and durability: a put appends its chunks to its stream's
+ * volume as they fill (memory stays at one chunk), and commit inserts the
+ * object and all its chunk locations in ONE SQLite transaction after the
+ * last chunk is appended. A crash before commit leaves no object, only
+ * unreferenced chunks (garbage, reclaimed by GC). When commit returns, the
+ * chunks are in the page cache and the transaction is in the WAL (written,
+ * synchronous=NORMAL): the object survives kill -9 of the process. Against
+ * power loss, set `sync_commit` (commit fdatasyncs the volume, then commits
+ * with synchronous=FULL); without it a power cut may lose recent objects,
+ * and the open-time reconciliation removes (and logs) any object whose
+ * chunks did not survive, while a chunk whose bytes went bad fails its CRC
+ * on every read: never wrong bytes.
+ *
+ * Reads look the chunk rows up, take a counted reference to the segment,
+ * pread the whole chunk and check its header against the row and its data
+ * against the CRC before handing out any byte; a mismatch is logged and the
+ * read fails with -SILT_ECORRUPT (other objects are unaffected). A piece
+ * (segment ref, fd, position, length) can then be sent with sendfile, or the
+ * verified bytes copied from piece.data.
+ *
+ * GC compacts sealed segments whose live ratio is under a threshold: it
+ * copies each live chunk (CRC checked) to the GC volume, switches the
+ * locations in SQLite in batches (only rows still pointing at the old place
+ * move, so a concurrent delete wins), fsyncs the GC volume before and the
+ * WAL at the end, then deletes the segment. Readers holding a reference to
+ * the old segment keep reading its unlinked file; readers that looked a
+ * location up before the switch find the segment gone and look it up again.
+ * Segments holding chunks of puts still in flight are never collected (each
+ * stream tracks the first sequence number of every uncommitted put).
+ *
+ * Threads:
+ *   - datanode_open/close: one thread, nothing else in flight.
+ *   - puts: a put handle belongs to one thread at a time. The caller picks
+ *     the stream, normally its own loop index, so writers on different cores
+ *     append to different files; several puts may be in flight on one
+ *     stream (their chunks interleave), and puts on one stream from several
+ *     threads are correct but serialise on the stream's append mutex.
+ *   - get/read/stat/delete/space: any thread.
+ *   - gc_run: any thread (meant for a background thread); runs serialise.
+ * Every call may block on file I/O (pread, pwritev, SQLite; fsync only with
+ * sync_commit, on segment roll and in GC).
+ *
+ * Errors: 0 or negative (-errno, -SILT_E*), see silt_strerror(). */
+#ifndef SILT_DATANODE_H
+#define SILT_DATANODE_H
+
+#include "core/platform.h"
+#include "datanode/dnchunk.h"
+#include "storage/seglog.h"
+
+#define DATANODE_MAX_STREAMS 256 /* writer streams, ids 0..255 */
+
+struct datanode_opts {
+	uint64_t segment_bytes;    /* volume segment size; sealed when full (1 GiB) */
+	uint32_t chunk_bytes;      /* data bytes per chunk (1 MiB, at most DNCHUNK_MAX_DATA) */
+	uint64_t max_object_bytes; /* puts beyond this fail with -SILT_ETOOBIG (5 GiB) */
+	bool sync_commit;          /* commit survives power loss (see above); false */
+};
+
+void datanode_opts_default(struct datanode_opts *o);
+
+struct datanode;
+struct datanode_put;
+struct datanode_get;
+
+/* Opens (creating) the data node in dir with nstreams writer streams
+ * (1..DATANODE_MAX_STREAMS). Volumes of streams beyond nstreams left by an
+ * earlier run stay readable. Recovers torn volume tails (seglog) and
+ * reconciles SQLite with the volumes: an object with a chunk beyond a
+ * volume's end or in a missing segment is logged and removed. */
+int datanode_open(const char *dir, unsigned nstreams, const struct datanode_opts *opts,
+		  struct datanode **out);
+/* No put, get or GC may be in flight. */
+void datanode_close(struct datanode *dn);
+
+/* Lower-case hex, 32 characters and a NUL. */
+void datanode_oid_fmt(const struct dn_oid *oid, char out[33]);
+int datanode_oid_parse(const char *hex, struct dn_oid *oid);
+
+struct datanode_obj_info {
+	uint64_t size;
+	uint32_t chunk_bytes; /* chunk size the object was written with */
+	uint32_t nchunks;
+	int64_t ctime_ms; /* commit time */
+};
+
+/* ---- writes ---- */
+
+/* Starts a put on writer stream `stream`. oid NULL: the data node makes a
+ * fresh unique id (returned by commit); otherwise the caller's id is used
+ * and commit fails with -SILT_EEXIST if it is taken. */
+int datanode_put_begin(struct datanode *dn, unsigned stream, const struct dn_oid *oid,
+		       struct datanode_put **out);
+/* Adds bytes. Buffers at most one chunk; full chunks are appended to the
+ * volume (large writes go straight from the caller's buffer). After an
+ * error the put can only be aborted. */
+int datanode_put_write(struct datanode_put *w, const void *data, size_t len);
+/* Appends the last chunk and records the object; frees w in every case.
+ * oid and info may be NULL. */
+int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info);
+/* Drops the put; chunks already appended become garbage. Frees w. */
+void datanode_put_abort(struct datanode_put *w);
+/* Bytes of data buffer the put holds now (tests: never above chunk_bytes). */
+size_t datanode_put_buffer_bytes(const struct datanode_put *w);
+
+/* ---- reads ---- */
+
+int datanode_stat(struct datanode *dn, const struct dn_oid *oid, struct datanode_obj_info *info);
+
+/* A piece of a GET: `len` object bytes at `pos` in the segment file `fd`.
+ * The caller owns the reference `seg` (release with seglog_seg_unref or
+ * datanode_piece_release) and may sendfile from fd while holding it, even
+ * if GC deletes the segment meanwhile. `data` is the same bytes, verified,
+ * valid until the next datanode_get_next or datanode_get_close (NULL with
+ * DATANODE_GET_NOVERIFY). */
+struct datanode_piece {
+	struct seglog_seg *seg;
+	int fd;
+	uint64_t pos;
+	uint64_t len;
+	const uint8_t *data;
+};
+
+enum {
+	/* Check only each chunk's header (a 56-byte pread), not its data: for
+	 * callers that verify end to end themselves. Never the default. */
+	DATANODE_GET_NOVERIFY = 1,
+};
+
+/* Starts a read of [off, off+len) of the object; len UINT64_MAX means to
+ * the end. -SILT_ENOENT (no object), -SILT_ERANGE (off > size; off ==
+ * size gives an empty read). info (may be NULL) gets the object's size;
+ * the range is clamped to it. */
+int datanode_get_open(struct datanode *dn, const struct dn_oid *oid, uint64_t off, uint64_t len,
+		      unsigned flags, struct datanode_get **out, struct datanode_obj_info *info);
+/* Next piece, in order: 1 (piece filled), 0 (done) or an error (the
+ * range cannot be completed; -SILT_ECORRUPT after a failed check,
+ * -SILT_ENOENT if the object was deleted meanwhile). Each piece lies in
+ * one chunk; its chunk was checked before the call returns. */
+int datanode_get_next(struct datanode_get *g, struct datanode_piece *p);
+void datanode_get_close(struct datanode_get *g);
+void datanode_piece_release(struct datanode_piece *p);
+
+/* Copies [off, off+len) into buf after verifying; *got (may be NULL) is
+ * the bytes copied (short at the object's end). */
+int datanode_read(struct datanode *dn, const struct dn_oid *oid, uint64_t off, void *buf,
+		  size_t len, size_t *got);
+
+/* Removes the object's locations (its bytes become garbage). -SILT_ENOENT
+ * if there is no such object. */
+int datanode_delete(struct datanode *dn, const struct dn_oid *oid);
+
+/* ---- space and GC ---- */
+
+/* used: bytes of all volume files; reclaimable: bytes of dead entries in
+ * sealed segments (what a GC with threshold 1.0 would free). */
+int datanode_space(struct datanode *dn, uint64_t *used, uint64_t *reclaimable);
+
+struct datanode_gc_stats {
+	uint32_t segments_freed;
+	uint64_t bytes_freed;   /* size of the deleted segments */
+	uint64_t bytes_copied;  /* live entry bytes rewritten */
+	uint64_t chunks_copied;
+	uint32_t chunks_corrupt; /* left in place (reads of them fail) */
+};
+
+/* Compacts sealed segments whose live bytes / size < threshold (0..1),
+ * emptiest first, until about max_bytes live bytes were copied (a segment
+ * once started is finished). st may be NULL. Returns 0 or an error. */
+int datanode_gc_run(struct datanode *dn, double threshold, uint64_t max_bytes,
+		    struct datanode_gc_stats *st);
+
+#endif

@@ -1,0 +1,200 @@
+/* service.h - the S3 API service: routing, authentication, errors and the
+ * request-body pipeline that the operation files (op_*.c) build on.
+ *
+ * Request flow (every step on the connection's loop thread):
+ *   http on_head -> s3req created (request id, bucket/key from the path or
+ *   a virtual-host Host header) -> SigV4 verified (s3/auth.c; secrets from
+ *   the metadata service) -> operation chosen from method + bucket/key +
+ *   query subresources -> op's start function. The op answers at once
+ *   (s3_respond_xml / s3_error ...) or asks for the body:
+ *     s3_body_stream(r, on_data, on_end)  payload bytes as they arrive,
+ *       aws-chunked framing removed and signatures checked, MD5/SHA-256 and
+ *       the requested x-amz-checksum computed on the way; on_end runs once
+ *       the body is complete and every digest matched what the client
+ *       promised (else the pipeline answers BadDigest/IncompleteBody/...
+ *       itself and on_end never runs);
+ *     s3_body_collect(r, max, on_end)      the same, buffered (XML bodies).
+ * Ops never touch volume files: object bytes go through the data routing
+ * layer (s3/route.h) to data nodes; names and versions through the
+ * metadata service (s3meta/).
+ *
+ * Memory: an s3req lives until the HTTP layer's on_done; strings in it are
+ * in the request arena (http_req_alloc). */
+#ifndef SILT_S3_SERVICE_H
+#define SILT_S3_SERVICE_H
+
+#include "core/platform.h"
+#include "core/wbuf.h"
+#include "http/server.h"
+#include "s3/auth.h"
+#include "s3/checksum.h"
+#include "s3/chunked.h"
+#include "s3/xml.h"
+#include "s3meta/s3meta.h"
+
+struct s3route;
+
+struct s3svc_conf {
+	const char *host;
+	int port;
+	int nthreads;
+	const char *data_dir;
+	const char *root_user;
+	const char *root_password;
+	const char *domain;  /* virtual-host suffix: "<bucket>.<domain>" (default "localhost") */
+	const char *region;  /* what GetBucketLocation reports (default "us-east-1") */
+};
+
+struct s3svc {
+	struct s3svc_conf conf;
+	char domain[256];
+	char region[64];
+	struct s3meta *meta;
+	struct s3route *route;
+	struct s3_auth_ctx *auth;
+	struct http_server *http;
+};
+
+enum s3op {
+	S3OP_NONE = 0,
+	S3OP_LIST_BUCKETS,
+	S3OP_CREATE_BUCKET,
+	S3OP_HEAD_BUCKET,
+	S3OP_DELETE_BUCKET,
+	S3OP_GET_BUCKET_LOCATION,
+	S3OP_GET_BUCKET_VERSIONING,
+	S3OP_PUT_BUCKET_VERSIONING,
+	S3OP_LIST_OBJECTS,
+	S3OP_LIST_OBJECTS_V2,
+	S3OP_LIST_OBJECT_VERSIONS,
+	S3OP_LIST_MULTIPART_UPLOADS,
+	S3OP_DELETE_OBJECTS,
+	S3OP_PUT_OBJECT,
+	S3OP_COPY_OBJECT,
+	S3OP_GET_OBJECT,
+	S3OP_HEAD_OBJECT,
+	S3OP_DELETE_OBJECT,
+	S3OP_CREATE_MULTIPART_UPLOAD,
+	S3OP_UPLOAD_PART,
+	S3OP_UPLOAD_PART_COPY,
+	S3OP_COMPLETE_MULTIPART_UPLOAD,
+	S3OP_ABORT_MULTIPART_UPLOAD,
+	S3OP_LIST_PARTS,
+	S3OP__COUNT
+};
+
+struct s3body;
+
+struct s3req {
+	struct http_req *h;
+	struct s3svc *svc;
+	enum s3op op;
+	char id[17];             /* x-amz-request-id */
+	const char *bucket;      /* decoded, NUL-terminated; NULL at service level */
+	const char *key;         /* decoded object key; NULL at bucket level */
+	const char *resource;    /* "/bucket/key" for error documents */
+	char user[S3_AUTH_MAX_AKID + 1]; /* authenticated access key */
+	struct s3_auth_result auth;
+	struct s3meta_bucket bucket_row; /* valid after s3_bucket_check */
+	struct s3body *body;
+	int loop_idx;            /* which loop thread (picks a data node stream) */
+	bool answered;
+	int status;              /* for the access log */
+	int64_t t0_us;
+	/* Op-private state and its destructor (called from on_done). */
+	void *op;
+	void (*op_free)(struct s3req *r);
+	/* A streaming response's producer (GET): called on_writable. */
+	void (*on_writable)(struct s3req *r);
+	void (*on_abort)(struct s3req *r);
+};
+
+/* ---- errors ---------------------------------------------------------- */
+
+/* Answers with the S3 XML error document (no body for HEAD). code is the
+ * S3 error code ("NoSuchKey"), message its human text. */
+void s3_error(struct s3req *r, int status, const char *code, const char *message);
+/* Answers a metadata-service error (-S3META_E*, -errno). */
+void s3_error_meta(struct s3req *r, int err);
+/* InternalError, with a log line saying what failed. */
+void s3_error_internal(struct s3req *r, const char *what, int err);
+
+/* ---- responses ------------------------------------------------------- */
+
+/* Starts an XML document in the request arena: declaration and root with
+ * the S3 namespace. Finish with s3_respond_xml. */
+void s3_xml_begin(struct s3req *r, struct wbuf *b, struct s3_xw *w, const char *root);
+void s3_respond_xml(struct s3req *r, int status, struct wbuf *b);
+/* Answers with no body (200/204 with headers already set). */
+void s3_respond_empty(struct s3req *r, int status);
+
+/* ---- the body pipeline ------------------------------------------------ */
+
+/* What the pipeline computed over the payload. */
+struct s3body_digest {
+	int64_t size;
+	uint8_t md5[16];
+	char etag[36];             /* quoted hex MD5 */
+	enum s3_cksum_alg alg;     /* the x-amz-checksum the client sent or asked for */
+	char cksum_b64[64];        /* its value (verified if the client gave one) */
+};
+
+/* on_data: payload bytes in order; returns 0 or an error already answered
+ * (the pipeline then stops). */
+typedef int (*s3body_data_fn)(struct s3req *r, const uint8_t *p, size_t n);
+typedef void (*s3body_end_fn)(struct s3req *r, const struct s3body_digest *d);
+
+/* Expects a body of at most max bytes (after decoding); MD5 and the
+ * checksum are computed when want_digests. */
+void s3_body_stream(struct s3req *r, int64_t max, bool want_digests, s3body_data_fn on_data,
+		    s3body_end_fn on_end);
+/* Buffers the whole body (at most max bytes) into *out (request arena) and
+ * calls on_end(r, digest); the bytes are at s3_body_bytes(r). */
+void s3_body_collect(struct s3req *r, int64_t max, s3body_end_fn on_end);
+const uint8_t *s3_body_bytes(struct s3req *r, size_t *len);
+
+/* ---- helpers ---------------------------------------------------------- */
+
+/* Looks the bucket up and checks the caller owns it; answers NoSuchBucket /
+ * AccessDenied itself and returns false. Fills r->bucket_row. */
+bool s3_bucket_check(struct s3req *r);
+/* Header value (NUL-terminated copy in the arena) or NULL. */
+const char *s3_header(struct s3req *r, const char *name);
+/* Query parameter, percent-decoded, NUL-terminated in the arena, or NULL;
+ * *present tells "?versioning" (no value) from absent. */
+const char *s3_query(struct s3req *r, const char *name, bool *present);
+/* RFC 7231 date for Last-Modified etc., and ISO 8601 for XML. */
+void s3_http_date(int64_t ms, char out[40]);
+void s3_iso_date(int64_t ms, char out[40]);
+
+/* Lifecycle, from the CLI. */
+int s3svc_start(const struct s3svc_conf *conf, struct s3svc **out);
+void s3svc_stop(struct s3svc *s);
+/* Background duties (abandoned uploads, GC, checkpoints); housekeeping thread. */
+void s3svc_housekeeping(struct s3svc *s, int64_t now_ms);
+
+/* ---- operations (op_*.c) --------------------------------------------- */
+
+void s3op_list_buckets(struct s3req *r);
+void s3op_create_bucket(struct s3req *r);
+void s3op_head_bucket(struct s3req *r);
+void s3op_delete_bucket(struct s3req *r);
+void s3op_get_bucket_location(struct s3req *r);
+void s3op_get_bucket_versioning(struct s3req *r);
+void s3op_put_bucket_versioning(struct s3req *r);
+void s3op_list_objects(struct s3req *r);        /* v1 and v2 */
+void s3op_list_object_versions(struct s3req *r);
+void s3op_list_multipart_uploads(struct s3req *r);
+void s3op_delete_objects(struct s3req *r);
+void s3op_put_object(struct s3req *r);
+void s3op_copy_object(struct s3req *r);
+void s3op_get_object(struct s3req *r);          /* GET and HEAD */
+void s3op_delete_object(struct s3req *r);
+void s3op_create_multipart_upload(struct s3req *r);
+void s3op_upload_part(struct s3req *r);
+void s3op_upload_part_copy(struct s3req *r);
+void s3op_complete_multipart_upload(struct s3req *r);
+void s3op_abort_multipart_upload(struct s3req *r);
+void s3op_list_parts(struct s3req *r);
+
+#endif
