@@ -11,6 +11,8 @@
   offsets, keys, values, headers and timestamps equal the delivery reports;
   committed offsets come back from the coordinator, and a second consumer in
   the same group starts after them.
+- offsets_for_times finds the exact record for a timestamp (last, so a
+  failure there does not hide the checks above).
 - No librdkafka log line at warning level or worse mentions protocol or API
   version trouble.
 """
@@ -307,6 +309,26 @@ def group_split(s, admin):
         c.close()
 
 
+def offsets_for_times_check(s, topic, delivered):
+    """ListOffsets by timestamp. Timestamps grow with offsets here, so the
+    first offset whose record timestamp is >= a message's timestamp is that
+    message's own offset (Kafka searches records inside the batch, not just
+    batch boundaries)."""
+    c = Consumer(dict(base_conf(s), **{"group.id": "cfk-times"}))
+    try:
+        for p in sorted(delivered):
+            want = sorted(delivered[p])
+            for k in (0, len(want) // 3, len(want) - 1):
+                res = c.offsets_for_times([TopicPartition(topic, p, want[k][4])], timeout=10)
+                eq(res[0].offset, want[k][0], "offsets_for_times(timestamp of offset %d) on partition %d"
+                   % (want[k][0], p))
+            res = c.offsets_for_times([TopicPartition(topic, p, want[-1][4] + 1000)], timeout=10)
+            check(res[0].offset in (-1, len(want)),
+                  "offsets_for_times after the newest message: %d" % res[0].offset)
+    finally:
+        c.close()
+
+
 def main():
     logger_self_check()
     with Silt(config={"num.partitions": 1, "group.initial.rebalance.delay.ms": 0,
@@ -387,6 +409,7 @@ def main():
         c4.close()
 
         group_split(s, admin)
+        offsets_for_times_check(s, topic, delivered)
 
         bad = CAP.bad()
         check(not bad, "librdkafka logged protocol warnings: %s" % bad[:5])

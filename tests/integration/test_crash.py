@@ -178,7 +178,9 @@ def newest_segments(s):
 
 
 def main():
-    rnd = random.Random(int(os.environ.get("SEED", time.time())))
+    seed = int(os.environ.get("SEED", int(time.time())))
+    log("SEED=%d (set SEED to repeat the same kill points and junk)" % seed)
+    rnd = random.Random(seed)
     with Silt(config={"log.segment.bytes": 65536, "num.partitions": 1}) as s:
         a = AdminClient({"bootstrap.servers": s.bootstrap, "broker.address.family": "v4"})
         a.create_topics([NewTopic(TOPIC, num_partitions=PARTS, replication_factor=1)])[TOPIC].result(15)

@@ -95,6 +95,14 @@ assert m["key"].startswith("key") and m["payload"].startswith("value-"), m
 assert m["tstype"] == "create" and m["ts"] > 1600000000000, m
 EOF
 
+# --- an empty partition: consuming to the end returns nothing, cleanly
+printf '' | kc -P -t empty-topic -p 0 || true
+kc -L -t empty-topic >/dev/null
+got=$(kc -C -t empty-topic -o beginning -e -q -f '%o %s\n') || fail "consume of an empty topic failed"
+assert_eq "$got" "" "messages in an empty topic"
+got=$(kc -Q -t empty-topic:0:0) || fail "kcat -Q on an empty topic failed"
+assert_contains "$got" "empty-topic [0] offset" "kcat -Q answers for an empty partition"
+
 # --- clean restart keeps everything
 silt_stop
 silt_start
