@@ -15,6 +15,8 @@ error or close the connection, and keep serving everyone else.
   bad CRC -> CORRUPT_MESSAGE (2); record count != lastOffsetDelta+1 and a
   client-sent control batch -> CORRUPT_MESSAGE (2) or INVALID_RECORD (87);
   nothing of them is appended.
+- KIP-74: Fetch with max_bytes below the first batch returns it whole.
+- A long-polling Fetch then ApiVersions in one write: answered in order.
 - A batch over message.max.bytes -> MESSAGE_TOO_LARGE (10).
 - CreateTopics with an invalid name -> INVALID_TOPIC_EXCEPTION (17);
   Produce to an invalid name -> 17 (or UNKNOWN_TOPIC_OR_PARTITION 3).
@@ -139,6 +141,32 @@ def main():
             f = kw.parse_fetch_v4(c.call(kw.API_FETCH, 4, kw.fetch_v4_body(topic, 0, 0)))[(topic, 0)]
             eq(f["high_watermark"], 3, "high watermark after rejected batches")
             eq(kw.batch_offsets(f["records"]), [(0, 0), (1, 2)], "batches in the log")
+
+        # KIP-74: a Fetch whose max_bytes is smaller than the first batch still
+        # returns that whole batch.
+        with kw.Conn(s.port) as c:
+            big = kw.record_batch([(b"big", os.urandom(60000), [])])
+            res = kw.parse_produce_v3(c.call(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, big)))
+            eq(res[(topic, 0)][:2], (0, 3), "Produce of a 60 kB batch (error, base offset)")
+            f = kw.parse_fetch_v4(c.call(kw.API_FETCH, 4, kw.fetch_v4_body(topic, 0, 3, max_bytes=1000)))
+            f = f[(topic, 0)]
+            eq((f["error"], kw.batch_offsets(f["records"])), (0, [(3, 3)]),
+               "Fetch with max_bytes 1000 returns the whole 60 kB batch")
+            eq(f["records"][16:len(big)], big[16:], "bytes of the big batch")
+
+        # Order across APIs: a long-polling Fetch at the end of the log, then
+        # ApiVersions, in one write: the Fetch answer must come first.
+        with kw.Conn(s.port) as c:
+            frames = kw.request(kw.API_FETCH, 4, 101, kw.fetch_v4_body(topic, 0, 4, max_wait_ms=500))
+            frames += kw.request(kw.API_VERSIONS, 0, 102, b"")
+            t0 = time.monotonic()
+            c.send_raw(frames)
+            first, r1 = c.recv_frame()
+            second, _ = c.recv_frame()
+            eq((first, second), (101, 102), "correlation ids after a long-polling Fetch")
+            f = kw.parse_fetch_v4(r1)[(topic, 0)]
+            eq((f["error"], kw.batch_offsets(f["records"])), (0, []), "long poll at the end: no records")
+            log("long-poll Fetch answered after %.2fs" % (time.monotonic() - t0))
 
         # Invalid topic names.
         with kw.Conn(s.port) as c:

@@ -26,6 +26,7 @@ Assertions after each round:
     partition the round's values are in produce order.
 """
 
+import logging
 import os
 import random
 import re
@@ -38,6 +39,12 @@ import kafka_wire as kw  # noqa: E402
 
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+# Connection-refused lines while silt is down are expected; keep them out of
+# the test output.
+QUIET = logging.getLogger("rdkafka-quiet")
+QUIET.addHandler(logging.NullHandler())
+QUIET.propagate = False
 
 TOPIC = "crash"
 PARTS = 2
@@ -73,30 +80,32 @@ def produce_and_crash(s, tag, conf_extra, kill_after, before_restart=None):
     conf = {"bootstrap.servers": s.bootstrap, "linger.ms": 2, "message.timeout.ms": 20000,
             "retry.backoff.ms": 100, "reconnect.backoff.ms": 50, "reconnect.backoff.max.ms": 500,
             "queue.buffering.max.messages": 5000, "error_cb": error_cb,
-            "broker.address.family": "v4"}
+            "broker.address.family": "v4", "logger": QUIET}
     conf.update(conf_extra)
     p = Producer(conf)
     seq = 0
     killed_at = None
     after_kill = 0
     deadline = time.monotonic() + 40
+    # Bursts of 100 between polls keep several batches in flight at the kill.
     while time.monotonic() < deadline and seq < 30000:
         if killed_at is None and len(acks) >= kill_after:
             s.kill9()
             killed_at = len(acks)
             log("%s: killed silt after %d acks (%d produced)" % (tag, killed_at, seq))
         if killed_at is not None:
-            after_kill += 1
+            after_kill += 100
             if after_kill > 300:
                 break
-        value = ("%s-%08d" % (tag, seq)).encode()
-        try:
-            p.produce(TOPIC, value=value, key=str(seq).encode(), partition=seq % PARTS, on_delivery=dr)
-        except BufferError:
-            p.poll(0.05)
-            continue
-        seq += 1
-        p.poll(0.001)
+        for _ in range(100):
+            value = ("%s-%08d" % (tag, seq)).encode()
+            try:
+                p.produce(TOPIC, value=value, key=str(seq).encode(), partition=seq % PARTS,
+                          on_delivery=dr)
+            except BufferError:
+                break
+            seq += 1
+        p.poll(0.002)
     check(killed_at is not None, "%s: only %d acks in 40s, never reached %d" % (tag, len(acks), kill_after))
     after_restart = None
     if before_restart:
@@ -128,7 +137,7 @@ def read_log(s):
     assigned consumer up to the high watermark."""
     c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "crash-verify",
                   "enable.auto.commit": False, "enable.partition.eof": True,
-                  "broker.address.family": "v4"})
+                  "broker.address.family": "v4", "logger": QUIET})
     his = {}
     for p in range(PARTS):
         lo, hi = c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)
@@ -182,7 +191,7 @@ def main():
     log("SEED=%d (set SEED to repeat the same kill points and junk)" % seed)
     rnd = random.Random(seed)
     with Silt(config={"log.segment.bytes": 65536, "num.partitions": 1}) as s:
-        a = AdminClient({"bootstrap.servers": s.bootstrap, "broker.address.family": "v4"})
+        a = AdminClient({"bootstrap.servers": s.bootstrap, "broker.address.family": "v4", "logger": QUIET})
         a.create_topics([NewTopic(TOPIC, num_partitions=PARTS, replication_factor=1)])[TOPIC].result(15)
         all_acks = []
 
@@ -240,7 +249,7 @@ def main():
             all_acks += acks
             verify(s, all_acks, tag)
             # New writes continue right after the old end.
-            p2 = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "broker.address.family": "v4"})
+            p2 = Producer({"bootstrap.servers": s.bootstrap, "acks": "all", "broker.address.family": "v4", "logger": QUIET})
             ends = {p: len(v) for p, v in read_log(s).items()}
             got = []
             for p in range(PARTS):
