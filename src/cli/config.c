@@ -5,9 +5,18 @@
 
 #include <unistd.h>
 
-void config_defaults(struct kbroker_conf *c)
+void config_defaults(struct silt_conf *sc)
 {
-	memset(c, 0, sizeof(*c));
+	struct kbroker_conf *c = &sc->k;
+	memset(sc, 0, sizeof(*sc));
+	sc->s3_enabled = true;
+	snprintf(sc->s3_host, sizeof(sc->s3_host), "127.0.0.1");
+	sc->s3_port = 9000;
+	snprintf(sc->s3_domain, sizeof(sc->s3_domain), "localhost");
+	snprintf(sc->s3_region, sizeof(sc->s3_region), "us-east-1");
+	snprintf(sc->root_user, sizeof(sc->root_user), "siltadmin");
+	snprintf(sc->root_password, sizeof(sc->root_password), "siltadmin");
+	sc->root_from_default = true;
 	c->node_id = 0;
 	snprintf(c->kafka_host, sizeof(c->kafka_host), "127.0.0.1");
 	c->kafka_port = 9092;
@@ -55,23 +64,55 @@ static int parse_bool(const char *v, bool *out)
 	return -SILT_EINVAL;
 }
 
-int config_set_kafka_addr(struct kbroker_conf *c, const char *addr)
+int config_parse_addr(const char *addr, char *host, size_t cap, int *port)
 {
 	const char *colon = strrchr(addr, ':');
-	int64_t port;
-	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof(c->kafka_host) ||
-	    parse_i64(colon + 1, 1, 65535, &port) != 0)
+	int64_t p;
+	if (!colon || colon == addr || (size_t)(colon - addr) >= cap || parse_i64(colon + 1, 0, 65535, &p) != 0)
 		return -SILT_EINVAL;
-	memcpy(c->kafka_host, addr, (size_t)(colon - addr));
-	c->kafka_host[colon - addr] = '\0';
-	c->kafka_port = (int)port;
+	memcpy(host, addr, (size_t)(colon - addr));
+	host[colon - addr] = '\0';
+	*port = (int)p;
 	return 0;
 }
 
-int config_set(struct kbroker_conf *c, const char *key, const char *v)
+static int set_string(char *dst, size_t cap, const char *v)
 {
+	if (strlen(v) == 0 || strlen(v) >= cap)
+		return -SILT_EINVAL;
+	snprintf(dst, cap, "%s", v);
+	return 0;
+}
+
+/* The object store's keys, all under "s3.". */
+static int config_set_s3(struct silt_conf *sc, const char *key, const char *v)
+{
+	if (strcmp(key, "s3.enable") == 0)
+		return parse_bool(v, &sc->s3_enabled);
+	if (strcmp(key, "s3.addr") == 0)
+		return config_parse_addr(v, sc->s3_host, sizeof(sc->s3_host), &sc->s3_port);
+	if (strcmp(key, "s3.domain") == 0)
+		return set_string(sc->s3_domain, sizeof(sc->s3_domain), v);
+	if (strcmp(key, "s3.region") == 0)
+		return set_string(sc->s3_region, sizeof(sc->s3_region), v);
+	if (strcmp(key, "s3.root.user") == 0) {
+		sc->root_from_default = false;
+		return strlen(v) < 3 ? -SILT_EINVAL : set_string(sc->root_user, sizeof(sc->root_user), v);
+	}
+	if (strcmp(key, "s3.root.password") == 0) {
+		sc->root_from_default = false;
+		return strlen(v) < 8 ? -SILT_EINVAL : set_string(sc->root_password, sizeof(sc->root_password), v);
+	}
+	return -SILT_ENOENT;
+}
+
+int config_set(struct silt_conf *sc, const char *key, const char *v)
+{
+	struct kbroker_conf *c = &sc->k;
 	int64_t x;
 	int rc = 0;
+	if (strncmp(key, "s3.", 3) == 0)
+		return config_set_s3(sc, key, v);
 	/* Topic defaults under their broker names, and Kafka's unit variants. */
 	int tk = tconf_key_by_broker_name(key, strlen(key));
 	if (tk >= 0)
@@ -98,7 +139,7 @@ int config_set(struct kbroker_conf *c, const char *key, const char *v)
 			c->node_id = (int32_t)x;
 	} else if (strcmp(key, "listeners") == 0) {
 		const char *p = strstr(v, "://");
-		rc = config_set_kafka_addr(c, p ? p + 3 : v);
+		rc = config_parse_addr(p ? p + 3 : v, c->kafka_host, sizeof(c->kafka_host), &c->kafka_port);
 	} else if (strcmp(key, "log.dirs") == 0 || strcmp(key, "log.dir") == 0 ||
 		   strcmp(key, "data.dir") == 0) {
 		if (strlen(v) == 0 || strlen(v) >= sizeof(c->data_dir) || strchr(v, ','))
@@ -153,7 +194,7 @@ static char *trim(char *s)
 	return s;
 }
 
-int config_load_file(struct kbroker_conf *c, const char *path)
+int config_load_file(struct silt_conf *c, const char *path)
 {
 	char *text;
 	size_t len;

@@ -9,6 +9,8 @@
 #include "kafka/broker.h"
 #include "kafka/group.h"
 #include "kafka/server.h"
+#include "s3/service.h"
+#include "s3meta/s3meta.h"
 
 #include <getopt.h>
 #include <pthread.h>
@@ -27,6 +29,8 @@ static void server_usage(FILE *f)
 		"\n"
 		"  --data-dir DIR        where topics and offsets live (default ./silt-data)\n"
 		"  --kafka-addr H:P      Kafka listener (default 127.0.0.1:9092)\n"
+		"  --s3-addr H:P         S3 listener (default 127.0.0.1:9000); s3.enable=false\n"
+		"                        turns the object store off\n"
 		"  --config FILE         key=value file with Kafka broker config names, e.g.\n"
 		"                        num.partitions, log.segment.bytes, log.retention.ms,\n"
 		"                        log.retention.bytes, log.retention.check.interval.ms,\n"
@@ -34,7 +38,10 @@ static void server_usage(FILE *f)
 		"                        socket.request.max.bytes, max.connections,\n"
 		"                        log.flush.interval.messages, log.flush.interval.ms,\n"
 		"                        num.network.threads, group.initial.rebalance.delay.ms,\n"
-		"                        silt.fsync.before.ack (fsync every ack, group commit)\n"
+		"                        silt.fsync.before.ack (fsync every ack, group commit),\n"
+		"                        s3.addr, s3.root.user, s3.root.password, s3.domain,\n"
+		"                        s3.region (root credentials also from SILT_ROOT_USER\n"
+		"                        and SILT_ROOT_PASSWORD)\n"
 		"  --set KEY=VALUE       one config key, after the file (repeatable)\n"
 		"  --log-level LEVEL     debug, info (default), warn, error\n"
 		"  -h, --help            this text\n");
@@ -48,13 +55,15 @@ static void usage(FILE *f)
 		"usage: silt <command> [options]\n"
 		"\n"
 		"commands:\n"
-		"  server     run the broker (silt server --help)\n"
+		"  server     run the Kafka broker and the S3 object store (silt server --help)\n"
+		"  user       manage S3 users: silt user add|list|delete (silt user --help)\n"
 		"  bench      benchmarks against silt and its peers (silt bench --help)\n"
 		"  version    print the version\n",
 		version);
 }
 
 static volatile sig_atomic_t g_stop;
+static struct s3svc *g_s3;
 static struct loop *g_hk_loop;
 
 static void on_signal(int sig)
@@ -83,6 +92,8 @@ static void hk_tick(struct loop_timer *t)
 		hk->next_retention = now + hk->interval;
 	kbroker_housekeeping(now_ms(), retention);
 	kgroup_tick(now_ms());
+	if (g_s3)
+		s3svc_housekeeping(g_s3, now);
 	loop_timer_start(hk->loop, t, 100);
 }
 
@@ -97,18 +108,20 @@ static void *hk_main(void *arg)
 
 static int cmd_server(int argc, char **argv)
 {
-	struct kbroker_conf conf;
-	config_defaults(&conf);
+	struct silt_conf sconf;
+	config_defaults(&sconf);
+	struct kbroker_conf *kc = &sconf.k;
 	static const struct option opts[] = {
 		{ "data-dir", required_argument, NULL, 'd' },
 		{ "kafka-addr", required_argument, NULL, 'k' },
+		{ "s3-addr", required_argument, NULL, '3' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "set", required_argument, NULL, 's' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *data_dir = NULL, *kafka_addr = NULL, *config = NULL;
+	const char *data_dir = NULL, *kafka_addr = NULL, *s3_addr = NULL, *config = NULL;
 	char *sets[64];
 	int nsets = 0;
 	int c;
@@ -119,6 +132,9 @@ static int cmd_server(int argc, char **argv)
 			break;
 		case 'k':
 			kafka_addr = optarg;
+			break;
+		case '3':
+			s3_addr = optarg;
 			break;
 		case 'c':
 			config = optarg;
@@ -157,7 +173,7 @@ static int cmd_server(int argc, char **argv)
 		server_usage(stderr);
 		return 2;
 	}
-	if (config && config_load_file(&conf, config) != 0)
+	if (config && config_load_file(&sconf, config) != 0)
 		return 2;
 	for (int i = 0; i < nsets; i++) {
 		char *eq = strchr(sets[i], '=');
@@ -166,19 +182,29 @@ static int cmd_server(int argc, char **argv)
 			return 2;
 		}
 		*eq = '\0';
-		int rc = config_set(&conf, sets[i], eq + 1);
+		int rc = config_set(&sconf, sets[i], eq + 1);
 		if (rc != 0) {
 			fprintf(stderr, "silt: --set %s: %s\n", sets[i],
 				rc == -SILT_ENOENT ? "unknown key" : "invalid value");
 			return 2;
 		}
 	}
-	if (data_dir && config_set(&conf, "data.dir", data_dir) != 0) {
+	if (data_dir && config_set(&sconf, "data.dir", data_dir) != 0) {
 		fprintf(stderr, "silt: invalid --data-dir\n");
 		return 2;
 	}
-	if (kafka_addr && config_set_kafka_addr(&conf, kafka_addr) != 0) {
+	if (kafka_addr && config_parse_addr(kafka_addr, kc->kafka_host, sizeof(kc->kafka_host), &kc->kafka_port) != 0) {
 		fprintf(stderr, "silt: --kafka-addr wants HOST:PORT, got '%s'\n", kafka_addr);
+		return 2;
+	}
+	if (s3_addr && config_set(&sconf, "s3.addr", s3_addr) != 0) {
+		fprintf(stderr, "silt: --s3-addr wants HOST:PORT, got '%s'\n", s3_addr);
+		return 2;
+	}
+	const char *env_user = getenv("SILT_ROOT_USER"), *env_pass = getenv("SILT_ROOT_PASSWORD");
+	if ((env_user && config_set(&sconf, "s3.root.user", env_user) != 0) ||
+	    (env_pass && config_set(&sconf, "s3.root.password", env_pass) != 0)) {
+		fprintf(stderr, "silt: SILT_ROOT_USER needs 3+ characters, SILT_ROOT_PASSWORD 8+\n");
 		return 2;
 	}
 
@@ -189,34 +215,60 @@ static int cmd_server(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
-	log_info("silt", "silt %s starting: data in %s, %d network threads", version, conf.data_dir,
-		 conf.nthreads);
-	int rc = kbroker_open(&conf);
+	log_info("silt", "silt %s starting: data in %s, %d network threads", version, kc->data_dir,
+		 kc->nthreads);
+	int rc = kbroker_open(kc);
 	if (rc != 0)
 		return 1;
-	rc = kgroup_init(conf.data_dir);
+	rc = kgroup_init(kc->data_dir);
 	if (rc != 0) {
 		log_error("silt", "cannot load consumer group offsets: %s", silt_strerror(rc));
 		kbroker_close();
 		return 1;
 	}
-	if (conf.fsync_acks)
+	if (kc->fsync_acks)
 		kbroker_flusher_start();
 	struct kserver *srv = NULL;
-	rc = kserver_start(conf.kafka_host, conf.kafka_port, conf.nthreads, &srv);
+	rc = kserver_start(kc->kafka_host, kc->kafka_port, kc->nthreads, &srv);
 	if (rc != 0) {
-		log_error("silt", "cannot listen on %s:%d: %s", conf.kafka_host, conf.kafka_port,
+		log_error("silt", "cannot listen on %s:%d: %s", kc->kafka_host, kc->kafka_port,
 			  silt_strerror(rc));
 		kbroker_flusher_stop();
 		kgroup_shutdown();
 		kbroker_close();
 		return 1;
 	}
-	log_info("kafka", "listening on %s:%d", conf.kafka_host, conf.kafka_port);
+	log_info("kafka", "listening on %s:%d", kc->kafka_host, kc->kafka_port);
+	if (sconf.s3_enabled) {
+		struct s3svc_conf s3c = {
+			.host = sconf.s3_host,
+			.port = sconf.s3_port,
+			.nthreads = kc->nthreads,
+			.data_dir = kc->data_dir,
+			.root_user = sconf.root_user,
+			.root_password = sconf.root_password,
+			.domain = sconf.s3_domain,
+			.region = sconf.s3_region,
+		};
+		rc = s3svc_start(&s3c, &g_s3);
+		if (rc != 0) {
+			kserver_stop(srv);
+			kbroker_flusher_stop();
+			kgroup_shutdown();
+			kbroker_close();
+			return 1;
+		}
+		log_info("s3", "listening on %s:%d (path style, and virtual hosts under %s)", sconf.s3_host,
+			 sconf.s3_port, sconf.s3_domain);
+		log_info("s3", "root credentials: access key %s, secret key %s%s", sconf.root_user,
+			 sconf.root_password,
+			 sconf.root_from_default ? " (the defaults: set s3.root.user/s3.root.password or "
+						   "SILT_ROOT_USER/SILT_ROOT_PASSWORD)" : "");
+	}
 
 	struct housekeeping hk = { 0 };
 	hk.loop = loop_new();
-	hk.interval = conf.log_retention_check_interval_ms;
+	hk.interval = kc->log_retention_check_interval_ms;
 	hk.next_retention = mono_ms() + SILT_MIN(hk.interval, 1000);
 	loop_timer_init(&hk.tick, hk_tick, &hk);
 	g_hk_loop = hk.loop;
@@ -228,6 +280,8 @@ static int cmd_server(int argc, char **argv)
 	hk_main(&hk);
 
 	log_info("silt", "shutting down");
+	s3svc_stop(g_s3);
+	g_s3 = NULL;
 	kserver_stop(srv);
 	kbroker_flusher_stop();
 	kgroup_shutdown();
@@ -235,6 +289,75 @@ static int cmd_server(int argc, char **argv)
 	loop_free(hk.loop);
 	log_info("silt", "stopped cleanly");
 	return 0;
+}
+
+static void user_usage(FILE *f)
+{
+	fprintf(f, "usage: silt user [--data-dir DIR] add ACCESS_KEY SECRET_KEY [DISPLAY_NAME]\n"
+		   "       silt user [--data-dir DIR] list\n"
+		   "       silt user [--data-dir DIR] delete ACCESS_KEY\n"
+		   "\n"
+		   "Manages S3 users in DIR/s3/meta.db (default ./silt-data); a running server\n"
+		   "picks changes up within two seconds. A user sees only the buckets it owns.\n");
+}
+
+/* `silt user ...`: S3 users, kept by the metadata service. */
+static int cmd_user(int argc, char **argv)
+{
+	const char *data_dir = "./silt-data";
+	int i = 1;
+	if (i + 1 < argc && strcmp(argv[i], "--data-dir") == 0) {
+		data_dir = argv[i + 1];
+		i += 2;
+	}
+	if (i >= argc || strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+		user_usage(i >= argc ? stderr : stdout);
+		return i >= argc ? 2 : 0;
+	}
+	const char *verb = argv[i++];
+	int nargs = argc - i;
+	if (!((strcmp(verb, "add") == 0 && (nargs == 2 || nargs == 3)) || (strcmp(verb, "list") == 0 && nargs == 0) ||
+	      (strcmp(verb, "delete") == 0 && nargs == 1))) {
+		user_usage(stderr);
+		return 2;
+	}
+	char dir[PATH_MAX], path[PATH_MAX + 16];
+	snprintf(dir, sizeof(dir), "%s/s3", data_dir);
+	if (mkdir_p(dir, 0755) != 0) {
+		fprintf(stderr, "silt: cannot create %s\n", dir);
+		return 1;
+	}
+	snprintf(path, sizeof(path), "%s/meta.db", dir);
+	log_set_level(LOG_WARN);
+	struct s3meta *m = NULL;
+	struct s3meta_config mc = { .path = path };
+	int rc = s3meta_open(&mc, &m);
+	if (rc != 0) {
+		fprintf(stderr, "silt: cannot open %s: %s\n", path, silt_strerror(rc));
+		return 1;
+	}
+	if (strcmp(verb, "add") == 0) {
+		rc = s3meta_user_create(m, argv[i], argv[i + 1], nargs == 3 ? argv[i + 2] : argv[i]);
+		if (rc == 0)
+			printf("added user %s\n", argv[i]);
+	} else if (strcmp(verb, "delete") == 0) {
+		rc = s3meta_user_delete(m, argv[i]);
+		if (rc == 0)
+			printf("deleted user %s\n", argv[i]);
+	} else {
+		struct s3meta_user *us = NULL;
+		size_t n = 0;
+		rc = s3meta_user_list(m, &us, &n);
+		for (size_t k = 0; rc == 0 && k < n; k++)
+			printf("%s\t%s\n", us[k].access_key, us[k].display_name);
+		free(us);
+	}
+	if (rc != 0) {
+		const struct s3meta_errinfo *ei = s3meta_errinfo(rc);
+		fprintf(stderr, "silt: %s: %s\n", ei ? ei->code : "error", ei ? ei->message : silt_strerror(rc));
+	}
+	s3meta_close(m);
+	return rc == 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
@@ -246,6 +369,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "server") == 0)
 		return cmd_server(argc - 1, argv + 1);
+	if (strcmp(cmd, "user") == 0)
+		return cmd_user(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)
 		return bench_main(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

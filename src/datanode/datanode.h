@@ -20,6 +20,14 @@
  * bytes. A 0-byte object has no chunk. The entry's seglog offset is the
  * volume's chunk sequence number.
  *
+ * Hashes: the data node computes no MD5/SHA; the API service hashes the
+ * byte stream as it passes through. The data node keeps a CRC-32C per chunk
+ * for its own integrity checks.
+ *
+ * Memory: a put buffers at most one chunk of data (large writes are not
+ * copied at all) plus 40 bytes of location per chunk until commit (5 GiB in
+ * 1 MiB chunks: 200 KiB); a GET holds one chunk; GC holds a 1 MiB window.
+ *
  * Write order and durability: a put appends its chunks to its stream's
  * volume as they fill (memory stays at one chunk), and commit inserts the
  * object and all its chunk locations in ONE SQLite transaction after the
@@ -41,10 +49,11 @@
  * verified bytes copied from piece.data.
  *
  * GC compacts sealed segments whose live ratio is under a threshold: it
- * copies each live chunk (CRC checked) to the GC volume, switches the
- * locations in SQLite in batches (only rows still pointing at the old place
- * move, so a concurrent delete wins), fsyncs the GC volume before and the
- * WAL at the end, then deletes the segment. Readers holding a reference to
+ * scans the segment file, copies each entry whose location row still points
+ * there (CRC checked) to the GC volume, switches the locations in SQLite in
+ * batches (only rows still pointing at the old place move, so a concurrent
+ * delete wins), fsyncs the GC volume before each switch and the WAL at the
+ * end, then deletes the segment (details in dngc.c). Readers holding a reference to
  * the old segment keep reading its unlinked file; readers that looked a
  * location up before the switch find the segment gone and look it up again.
  * Segments holding chunks of puts still in flight are never collected (each

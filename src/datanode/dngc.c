@@ -242,9 +242,13 @@ static int gc_segment(struct datanode *dn, struct dnconn *c, const struct victim
 		free(p);
 		return rc == -SILT_ENOENT ? 0 : rc;
 	}
-	p->wcap = GC_WINDOW;
-	p->win = xmalloc(p->wcap);
-	rc = gc_scan(p);
+	/* A segment with nothing live needs no scan: nothing can become live
+	 * in a sealed segment that no in-flight put touches. */
+	if (v->live > 0) {
+		p->wcap = GC_WINDOW;
+		p->win = xmalloc(p->wcap);
+		rc = gc_scan(p);
+	}
 
 	struct dnmeta_seg s;
 	if (rc == 0)

@@ -102,7 +102,7 @@ struct s3req {
 	int status;              /* for the access log */
 	int64_t t0_us;
 	/* Op-private state and its destructor (called from on_done). */
-	void *op;
+	void *ops;
 	void (*op_free)(struct s3req *r);
 	/* A streaming response's producer (GET): called on_writable. */
 	void (*on_writable)(struct s3req *r);

@@ -22,9 +22,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
+	struct silt_conf sc;
 	struct kbroker_conf c;
 	log_set_level(LOG_ERROR);
-	config_defaults(&c);
+	config_defaults(&sc);
+	c = sc.k;
 	snprintf(g_dir, sizeof(g_dir), "/tmp/silt-fuzz-XXXXXX");
 	if (!mkdtemp(g_dir))
 		abort();

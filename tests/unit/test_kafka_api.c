@@ -24,8 +24,10 @@ static void broker_up(void)
 {
 	if (g_open)
 		kbroker_close();
+	struct silt_conf sc;
 	struct kbroker_conf c;
-	config_defaults(&c);
+	config_defaults(&sc);
+	c = sc.k;
 	snprintf(c.data_dir, sizeof(c.data_dir), "%s", test_tmpdir());
 	c.auto_create_topics = true;
 	REQUIRE(kbroker_open(&c) == 0);

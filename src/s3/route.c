@@ -1,0 +1,244 @@
+#include "core/platform.h"
+#include "s3/route.h"
+#include "core/log.h"
+#include "datanode/datanode.h"
+#include "s3meta/s3meta.h"
+
+#include <limits.h>
+
+struct s3route {
+	struct datanode *dn;
+	uint16_t node_id;
+};
+
+struct s3route_put {
+	struct s3route *rt;
+	struct datanode_put *w;
+};
+
+struct s3route_get {
+	struct s3route *rt;
+	/* Parts still to read: for a multipart locator, the iterator; the
+	 * requested range in object coordinates. */
+	struct s3meta_mploc_iter it;
+	bool multipart;
+	const uint8_t *single;
+	size_t single_len;
+	uint64_t off, left;  /* still wanted */
+	uint64_t part_base;  /* object offset of the current part */
+	struct datanode_get *cur;
+	struct datanode_piece piece;
+	bool have_piece;
+};
+
+int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out)
+{
+	char dir[PATH_MAX];
+	struct datanode_opts o;
+	snprintf(dir, sizeof(dir), "%s/datanode", data_dir);
+	datanode_opts_default(&o);
+	struct s3route *rt = xcalloc(1, sizeof(*rt));
+	int rc = datanode_open(dir, nstreams, &o, &rt->dn);
+	if (rc != 0) {
+		free(rt);
+		return rc;
+	}
+	*out = rt;
+	return 0;
+}
+
+void s3route_close(struct s3route *rt)
+{
+	if (!rt)
+		return;
+	datanode_close(rt->dn);
+	free(rt);
+}
+
+int s3route_put_begin(struct s3route *rt, unsigned stream, struct s3route_put **out)
+{
+	struct s3route_put *p = xcalloc(1, sizeof(*p));
+	p->rt = rt;
+	int rc = datanode_put_begin(rt->dn, stream, NULL, &p->w);
+	if (rc != 0) {
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+int s3route_put_write(struct s3route_put *p, const void *data, size_t len)
+{
+	return datanode_put_write(p->w, data, len);
+}
+
+int s3route_put_commit(struct s3route_put *p, uint8_t *loc, size_t *loclen)
+{
+	struct dn_oid oid;
+	int rc = datanode_put_commit(p->w, &oid, NULL);
+	if (rc == 0) {
+		loc[0] = 'D';
+		loc[1] = 1;
+		loc[2] = (uint8_t)(p->rt->node_id >> 8);
+		loc[3] = (uint8_t)p->rt->node_id;
+		memcpy(loc + 4, &oid, sizeof(oid));
+		*loclen = 4 + sizeof(oid);
+	}
+	free(p);
+	return rc;
+}
+
+void s3route_put_abort(struct s3route_put *p)
+{
+	if (!p)
+		return;
+	datanode_put_abort(p->w);
+	free(p);
+}
+
+/* Parses a single-object locator; false if it is not one. */
+static bool parse_single(const uint8_t *loc, size_t len, struct dn_oid *oid)
+{
+	if (len != 4 + sizeof(*oid) || loc[0] != 'D' || loc[1] != 1)
+		return false;
+	memcpy(oid, loc + 4, sizeof(*oid));
+	return true;
+}
+
+int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint64_t off, uint64_t len,
+		     struct s3route_get **out)
+{
+	struct s3route_get *g = xcalloc(1, sizeof(*g));
+	g->rt = rt;
+	g->off = off;
+	g->left = len;
+	uint64_t nparts;
+	struct dn_oid oid;
+	if (loclen > 0 && loc[0] == 'M') {
+		if (!s3meta_mploc_init(&g->it, loc, loclen, &nparts)) {
+			free(g);
+			return -SILT_ECORRUPT;
+		}
+		g->multipart = true;
+	} else if (parse_single(loc, loclen, &oid)) {
+		g->single = loc;
+		g->single_len = loclen;
+	} else {
+		free(g);
+		return -SILT_ECORRUPT;
+	}
+	*out = g;
+	return 0;
+}
+
+/* Opens the next part that overlaps the wanted range. 1 opened, 0 none. */
+static int open_next_part(struct s3route_get *g)
+{
+	struct dn_oid oid;
+	if (!g->multipart) {
+		if (!g->single)
+			return 0;
+		parse_single(g->single, g->single_len, &oid);
+		g->single = NULL;
+		int rc = datanode_get_open(g->rt->dn, &oid, g->off, g->left, 0, &g->cur, NULL);
+		return rc == 0 ? 1 : rc;
+	}
+	for (;;) {
+		int64_t size;
+		const uint8_t *ploc;
+		size_t plen;
+		if (!s3meta_mploc_next(&g->it, &size, &ploc, &plen))
+			return g->it.err ? -SILT_ECORRUPT : 0;
+		uint64_t base = g->part_base;
+		g->part_base += (uint64_t)size;
+		if (g->off >= g->part_base)
+			continue;
+		if (!parse_single(ploc, plen, &oid))
+			return -SILT_ECORRUPT;
+		uint64_t in_off = g->off - base;
+		uint64_t in_len = SILT_MIN(g->left, (uint64_t)size - in_off);
+		int rc = datanode_get_open(g->rt->dn, &oid, in_off, in_len, 0, &g->cur, NULL);
+		return rc == 0 ? 1 : rc;
+	}
+}
+
+int s3route_get_next(struct s3route_get *g, const uint8_t **p, size_t *n)
+{
+	if (g->have_piece) {
+		datanode_piece_release(&g->piece);
+		g->have_piece = false;
+	}
+	while (g->left > 0) {
+		if (!g->cur) {
+			int rc = open_next_part(g);
+			if (rc <= 0)
+				return rc == 0 ? -SILT_ECORRUPT : rc; /* the range outlives the parts */
+		}
+		int rc = datanode_get_next(g->cur, &g->piece);
+		if (rc < 0)
+			return rc;
+		if (rc == 0) {
+			datanode_get_close(g->cur);
+			g->cur = NULL;
+			continue;
+		}
+		g->have_piece = true;
+		*p = g->piece.data;
+		*n = (size_t)SILT_MIN(g->piece.len, g->left);
+		g->off += *n;
+		g->left -= *n;
+		return 1;
+	}
+	return 0;
+}
+
+void s3route_get_close(struct s3route_get *g)
+{
+	if (!g)
+		return;
+	if (g->have_piece)
+		datanode_piece_release(&g->piece);
+	if (g->cur)
+		datanode_get_close(g->cur);
+	free(g);
+}
+
+int s3route_free(struct s3route *rt, const uint8_t *loc, size_t loclen)
+{
+	struct dn_oid oid;
+	if (loclen > 0 && loc[0] == 'M') {
+		struct s3meta_mploc_iter it;
+		uint64_t nparts;
+		int rc = 0;
+		if (!s3meta_mploc_init(&it, loc, loclen, &nparts))
+			return -SILT_ECORRUPT;
+		int64_t size;
+		const uint8_t *ploc;
+		size_t plen;
+		while (s3meta_mploc_next(&it, &size, &ploc, &plen)) {
+			int r = s3route_free(rt, ploc, plen);
+			if (r != 0 && r != -SILT_ENOENT)
+				rc = r;
+		}
+		return it.err ? -SILT_ECORRUPT : rc;
+	}
+	if (!parse_single(loc, loclen, &oid))
+		return -SILT_ECORRUPT;
+	return datanode_delete(rt->dn, &oid);
+}
+
+int s3route_space(struct s3route *rt, uint64_t *used, uint64_t *reclaimable)
+{
+	return datanode_space(rt->dn, used, reclaimable);
+}
+
+int s3route_gc(struct s3route *rt, double threshold, uint64_t max_bytes)
+{
+	struct datanode_gc_stats st;
+	int rc = datanode_gc_run(rt->dn, threshold, max_bytes, &st);
+	if (rc == 0 && st.segments_freed > 0)
+		log_info("s3", "gc: freed %u volume segments (%" PRIu64 " bytes), copied %" PRIu64
+			 " live bytes", st.segments_freed, st.bytes_freed, st.bytes_copied);
+	return rc;
+}

@@ -1,0 +1,52 @@
+/* route.h - the data routing service: where an object's bytes live.
+ *
+ * The API service hands object bytes to the router and gets back an opaque
+ * locator to store in the metadata service; to read, it gives the locator
+ * back. In single-node mode there is one data node in this process and the
+ * placement is trivial (the writer's stream = its loop thread); a cluster
+ * adds a placement map and remote data nodes behind the same calls.
+ *
+ * Locators: 'D', u8 version (1), u16 node id (big-endian), 16-byte object
+ * id. A completed multipart upload's locator ('M', built by the metadata
+ * service) lists its parts' locators; reads and frees walk it.
+ *
+ * Threads: puts belong to one thread; gets and frees from any thread. */
+#ifndef SILT_S3_ROUTE_H
+#define SILT_S3_ROUTE_H
+
+#include "core/platform.h"
+
+#define S3ROUTE_LOC_MAX 20
+
+struct s3route;
+struct s3route_put;
+struct s3route_get;
+
+int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out);
+void s3route_close(struct s3route *rt);
+
+int s3route_put_begin(struct s3route *rt, unsigned stream, struct s3route_put **out);
+int s3route_put_write(struct s3route_put *p, const void *data, size_t len);
+/* Commits; loc receives the locator (S3ROUTE_LOC_MAX bytes), *loclen its
+ * length. Frees p in every case. */
+int s3route_put_commit(struct s3route_put *p, uint8_t *loc, size_t *loclen);
+void s3route_put_abort(struct s3route_put *p);
+
+/* Opens a read of [off, off+len) of the object at loc (single or
+ * multipart). Bytes come out verified against their stored checksums. */
+int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint64_t off, uint64_t len,
+		     struct s3route_get **out);
+/* Next run of verified bytes: 1 with *p and *n set (valid until the next call
+ * or close), 0 at the end, or an error (-SILT_ECORRUPT: a checksum failed;
+ * logged). */
+int s3route_get_next(struct s3route_get *g, const uint8_t **p, size_t *n);
+void s3route_get_close(struct s3route_get *g);
+
+/* Frees the object's bytes (every part of a multipart locator). */
+int s3route_free(struct s3route *rt, const uint8_t *loc, size_t loclen);
+
+/* Space used and reclaimable, and one GC pass (housekeeping thread). */
+int s3route_space(struct s3route *rt, uint64_t *used, uint64_t *reclaimable);
+int s3route_gc(struct s3route *rt, double threshold, uint64_t max_bytes);
+
+#endif

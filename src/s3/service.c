@@ -1,0 +1,820 @@
+/* service.c - the S3 API service: HTTP glue, routing, SigV4, error
+ * documents and the request-body pipeline (see service.h). */
+#include "core/platform.h"
+#include "s3/service.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "s3/route.h"
+
+#include <stdarg.h>
+#include <time.h>
+
+#define S3_NS "http://s3.amazonaws.com/doc/2006-03-01/"
+
+/* ---- small helpers ---------------------------------------------------- */
+
+const char *s3_header(struct s3req *r, const char *name)
+{
+	const struct http_header *h = http_header_find(&r->h->h, name, NULL);
+	if (!h)
+		return NULL;
+	return http_req_strndup(r->h, h->value.base, h->value.len);
+}
+
+const char *s3_query(struct s3req *r, const char *name, bool *present)
+{
+	struct http_view v;
+	if (present)
+		*present = false;
+	if (!r->h->h.has_query || !http_query_param(r->h->h.query, name, &v))
+		return NULL;
+	if (present)
+		*present = true;
+	char *out = http_req_alloc(r->h, v.len + 1);
+	/* Query values may carry '+' for spaces (form encoding). */
+	char *tmp = http_req_alloc(r->h, v.len + 1);
+	for (size_t i = 0; i < v.len; i++)
+		tmp[i] = v.base[i] == '+' ? ' ' : v.base[i];
+	ssize_t n = http_pct_decode(tmp, v.len, out);
+	if (n < 0)
+		return NULL;
+	out[n] = '\0';
+	return out;
+}
+
+void s3_http_date(int64_t ms, char out[40])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+void s3_iso_date(int64_t ms, char out[40])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	size_t n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 40 - n, ".%03dZ", (int)(ms % 1000));
+}
+
+static void common_headers(struct s3req *r)
+{
+	http_resp_header(r->h, "x-amz-request-id", r->id);
+	http_resp_header(r->h, "x-amz-id-2", r->id);
+}
+
+/* ---- errors and responses --------------------------------------------- */
+
+static void finish(struct s3req *r, int status)
+{
+	r->answered = true;
+	r->status = status;
+}
+
+void s3_error(struct s3req *r, int status, const char *code, const char *message)
+{
+	if (r->answered)
+		return;
+	struct wbuf b;
+	struct s3_xw w;
+	wbuf_init(&b, 512, 1 << 20);
+	s3_xw_init(&w, &b);
+	s3_xw_decl(&w);
+	s3_xw_open(&w, "Error");
+	s3_xw_elem(&w, "Code", code);
+	s3_xw_elem(&w, "Message", message);
+	if (r->resource)
+		s3_xw_elem(&w, "Resource", r->resource);
+	if (r->bucket)
+		s3_xw_elem(&w, "BucketName", r->bucket);
+	if (r->key)
+		s3_xw_elem(&w, "Key", r->key);
+	s3_xw_elem(&w, "RequestId", r->id);
+	s3_xw_close(&w, "Error");
+	common_headers(r);
+	http_resp_header(r->h, "Content-Type", "application/xml");
+	if (status >= 500)
+		log_warn("s3", "%s %s %s: %d %s: %s", r->h->peer, http_method_name(r->h->h.m),
+			 r->resource ? r->resource : "/", status, code, message);
+	else
+		log_debug("s3", "%s %s %s: %d %s: %s", r->h->peer, http_method_name(r->h->h.m),
+			  r->resource ? r->resource : "/", status, code, message);
+	finish(r, status);
+	http_respond(r->h, status, b.p, b.len);
+	wbuf_destroy(&b);
+}
+
+void s3_error_meta(struct s3req *r, int err)
+{
+	if (err <= -S3META_EBASE && err > -S3META_ELAST) {
+		const struct s3meta_errinfo *ei = s3meta_errinfo(err);
+		s3_error(r, ei->http_status, ei->code, ei->message);
+		return;
+	}
+	s3_error_internal(r, "metadata", err);
+}
+
+void s3_error_internal(struct s3req *r, const char *what, int err)
+{
+	log_error("s3", "%s %s: %s failed: %s", r->id, r->resource ? r->resource : "/", what,
+		  silt_strerror(err));
+	s3_error(r, 500, "InternalError", "We encountered an internal error. Please try again.");
+}
+
+void s3_xml_begin(struct s3req *r, struct wbuf *b, struct s3_xw *w, const char *root)
+{
+	(void)r;
+	wbuf_init(b, 4096, 256u << 20);
+	s3_xw_init(w, b);
+	s3_xw_decl(w);
+	s3_xw_open_ns(w, root, S3_NS);
+}
+
+void s3_respond_xml(struct s3req *r, int status, struct wbuf *b)
+{
+	if (r->answered) {
+		wbuf_destroy(b);
+		return;
+	}
+	if (b->err) {
+		wbuf_destroy(b);
+		s3_error_internal(r, "response encoding", -SILT_ETOOBIG);
+		return;
+	}
+	common_headers(r);
+	http_resp_header(r->h, "Content-Type", "application/xml");
+	finish(r, status);
+	http_respond(r->h, status, b->p, b->len);
+	wbuf_destroy(b);
+}
+
+void s3_respond_empty(struct s3req *r, int status)
+{
+	if (r->answered)
+		return;
+	common_headers(r);
+	finish(r, status);
+	http_respond(r->h, status, NULL, 0);
+}
+
+/* ---- the body pipeline -------------------------------------------------- */
+
+struct s3body {
+	int64_t max;
+	int64_t got;
+	bool chunked, chunked_done, failed, want_digests, collect;
+	struct s3_chunked dec;
+	struct s3_cksum md5, sha256, ck;
+	bool have_md5, have_sha256, have_ck;
+	enum s3_cksum_alg alg;
+	const char *ck_expected;     /* header value (b64), if sent */
+	bool ck_from_trailer;
+	struct wbuf buf;             /* collect mode */
+	s3body_data_fn on_data;
+	s3body_end_fn on_end;
+};
+
+static void body_free(struct s3body *b)
+{
+	if (!b)
+		return;
+	if (b->chunked)
+		s3_chunked_destroy(&b->dec);
+	if (b->have_md5)
+		s3_cksum_destroy(&b->md5);
+	if (b->have_sha256)
+		s3_cksum_destroy(&b->sha256);
+	if (b->have_ck)
+		s3_cksum_destroy(&b->ck);
+	wbuf_destroy(&b->buf);
+	free(b);
+}
+
+/* Which x-amz-checksum the client sent (header) or announced (trailer). */
+static void body_pick_checksum(struct s3req *r, struct s3body *b)
+{
+	const struct http_head *h = &r->h->h;
+	for (int i = 0; i < h->nheaders; i++) {
+		enum s3_cksum_alg a = s3_cksum_alg_from_header(h->headers[i].name.base, h->headers[i].name.len);
+		if (a != S3_CKSUM_NONE) {
+			b->alg = a;
+			b->ck_expected = http_req_strndup(r->h, h->headers[i].value.base, h->headers[i].value.len);
+			return;
+		}
+	}
+	const char *tr = s3_header(r, "x-amz-trailer");
+	if (tr) {
+		enum s3_cksum_alg a = s3_cksum_alg_from_header(tr, strlen(tr));
+		if (a != S3_CKSUM_NONE) {
+			b->alg = a;
+			b->ck_from_trailer = true;
+			return;
+		}
+	}
+	const char *sdk = s3_header(r, "x-amz-sdk-checksum-algorithm");
+	if (sdk)
+		b->alg = s3_cksum_alg_from_name(sdk, strlen(sdk));
+}
+
+static void body_start(struct s3req *r, int64_t max, bool want_digests, bool collect, s3body_data_fn on_data,
+		       s3body_end_fn on_end)
+{
+	struct s3body *b = xcalloc(1, sizeof(*b));
+	r->body = b;
+	b->max = max;
+	b->want_digests = want_digests;
+	b->collect = collect;
+	b->on_data = on_data;
+	b->on_end = on_end;
+	wbuf_init(&b->buf, 0, collect ? (size_t)max : 0);
+	int64_t declared = r->h->h.content_length;
+	if (s3_payload_is_chunked(r->auth.payload)) {
+		struct s3_chunked_cfg cfg = {
+			.mode = r->auth.payload,
+			.signing_key = r->auth.signing_key,
+			.amz_date = r->auth.amz_date,
+			.scope = r->auth.scope,
+			.seed_sig = r->auth.seed_sig,
+			.decoded_length = r->auth.decoded_length,
+		};
+		if (s3_chunked_init(&b->dec, &cfg) != 0) {
+			s3_error(r, 400, "InvalidRequest", "Cannot decode an aws-chunked body for this request.");
+			b->failed = true;
+			return;
+		}
+		b->chunked = true;
+		declared = r->auth.decoded_length;
+	}
+	if (declared > max) {
+		s3_error(r, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.");
+		b->failed = true;
+		return;
+	}
+	if (want_digests) {
+		s3_cksum_init(&b->md5, S3_CKSUM_MD5);
+		b->have_md5 = true;
+		body_pick_checksum(r, b);
+		if (b->alg != S3_CKSUM_NONE && b->alg != S3_CKSUM_MD5 && s3_cksum_init(&b->ck, b->alg) == 0)
+			b->have_ck = true;
+	}
+	if (r->auth.payload == S3_PAYLOAD_SHA256 && !r->auth.presigned) {
+		s3_cksum_init(&b->sha256, S3_CKSUM_SHA256);
+		b->have_sha256 = true;
+	}
+}
+
+void s3_body_stream(struct s3req *r, int64_t max, bool want_digests, s3body_data_fn on_data, s3body_end_fn on_end)
+{
+	body_start(r, max, want_digests, false, on_data, on_end);
+}
+
+void s3_body_collect(struct s3req *r, int64_t max, s3body_end_fn on_end)
+{
+	body_start(r, max, false, true, NULL, on_end);
+}
+
+const uint8_t *s3_body_bytes(struct s3req *r, size_t *len)
+{
+	*len = r->body ? r->body->buf.len : 0;
+	return r->body && r->body->buf.p ? r->body->buf.p : (const uint8_t *)"";
+}
+
+/* One run of decoded payload. */
+static int body_deliver(struct s3req *r, struct s3body *b, const uint8_t *p, size_t n)
+{
+	b->got += (int64_t)n;
+	if (b->got > b->max) {
+		s3_error(r, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.");
+		return -1;
+	}
+	if (b->have_md5)
+		s3_cksum_update(&b->md5, p, n);
+	if (b->have_sha256)
+		s3_cksum_update(&b->sha256, p, n);
+	if (b->have_ck)
+		s3_cksum_update(&b->ck, p, n);
+	if (b->collect) {
+		wbuf_put(&b->buf, p, n);
+		if (b->buf.err) {
+			s3_error(r, 400, "EntityTooLarge", "The request body is too large.");
+			return -1;
+		}
+		return 0;
+	}
+	return b->on_data(r, p, n);
+}
+
+static size_t on_body(struct http_req *hr, const void *p, size_t n)
+{
+	struct s3req *r = hr->udata;
+	struct s3body *b = r->body;
+	if (!b || b->failed || r->answered)
+		return n; /* not wanted: discarded */
+	if (!b->chunked) {
+		if (body_deliver(r, b, p, n) != 0)
+			b->failed = true;
+		return n;
+	}
+	const uint8_t *in = p;
+	size_t left = n;
+	while (left > 0 && !b->chunked_done) {
+		size_t used = 0, outlen = 0;
+		const uint8_t *out = NULL;
+		int rc = s3_chunked_feed(&b->dec, in, left, &used, &out, &outlen);
+		in += used;
+		left -= used;
+		if (rc == S3_CHUNKED_DATA) {
+			if (body_deliver(r, b, out, outlen) != 0) {
+				b->failed = true;
+				return n;
+			}
+		} else if (rc == S3_CHUNKED_DONE) {
+			b->chunked_done = true;
+		} else if (rc == -SILT_EAGAIN) {
+			break;
+		} else {
+			s3_error(r, s3_chunked_err_status(b->dec.err), s3_chunked_err_code(b->dec.err),
+				 "The aws-chunked request body is malformed or its signature does not match.");
+			b->failed = true;
+			return n;
+		}
+	}
+	return n;
+}
+
+static bool digest_matches_b64(const char *b64, const uint8_t *digest, size_t dlen)
+{
+	uint8_t want[S3_CKSUM_MAX_DIGEST];
+	size_t wlen;
+	if (s3_b64_decode(b64, strlen(b64), want, sizeof(want), &wlen) != 0)
+		return false;
+	return wlen == dlen && memcmp(want, digest, dlen) == 0;
+}
+
+static void on_body_end(struct http_req *hr)
+{
+	struct s3req *r = hr->udata;
+	struct s3body *b = r->body;
+	if (!b || b->failed || r->answered)
+		return;
+	struct s3body_digest d;
+	memset(&d, 0, sizeof(d));
+	if (b->chunked && s3_chunked_finish(&b->dec) != 0) {
+		s3_error(r, 400, "IncompleteBody", "The request body terminated unexpectedly.");
+		return;
+	}
+	d.size = b->got;
+	if (b->have_sha256) {
+		uint8_t got[32];
+		s3_cksum_final(&b->sha256, got);
+		if (memcmp(got, r->auth.payload_sha256, 32) != 0) {
+			s3_error(r, 400, "XAmzContentSHA256Mismatch",
+				 "The provided 'x-amz-content-sha256' header does not match what was computed.");
+			return;
+		}
+	}
+	if (b->have_md5) {
+		uint8_t md5[S3_CKSUM_MAX_DIGEST];
+		s3_cksum_final(&b->md5, md5);
+		memcpy(d.md5, md5, sizeof(d.md5));
+		char hex[33];
+		s3_hex_encode(d.md5, 16, hex);
+		snprintf(d.etag, sizeof(d.etag), "\"%s\"", hex);
+		const char *cmd5 = s3_header(r, "Content-MD5");
+		if (cmd5) {
+			uint8_t want[16];
+			size_t wl;
+			if (s3_b64_decode(cmd5, strlen(cmd5), want, sizeof(want), &wl) != 0 || wl != 16) {
+				s3_error(r, 400, "InvalidDigest", "The Content-MD5 you specified was invalid.");
+				return;
+			}
+			if (memcmp(want, d.md5, 16) != 0) {
+				s3_error(r, 400, "BadDigest", "The Content-MD5 you specified did not match what we received.");
+				return;
+			}
+		}
+	}
+	if (b->have_ck) {
+		uint8_t got[S3_CKSUM_MAX_DIGEST];
+		size_t glen = s3_cksum_final(&b->ck, got);
+		s3_b64_encode(got, glen, d.cksum_b64);
+		d.alg = b->alg;
+		const char *want = b->ck_expected;
+		if (!want && b->ck_from_trailer && b->chunked) {
+			uint8_t tdig[S3_CKSUM_MAX_DIGEST];
+			size_t tlen;
+			enum s3_cksum_alg talg;
+			int rc = s3_chunked_trailer_checksum(&b->dec, &talg, tdig, &tlen);
+			if (rc == 0 && (talg != b->alg || tlen != glen || memcmp(tdig, got, glen) != 0)) {
+				s3_error(r, 400, "BadDigest",
+					 "The checksum you specified in the trailer did not match the calculated checksum.");
+				return;
+			}
+			if (rc != 0 && rc != -SILT_ENOENT) {
+				s3_error(r, 400, "InvalidRequest", "The trailing checksum is malformed.");
+				return;
+			}
+		} else if (want && !digest_matches_b64(want, got, glen)) {
+			char msg[96];
+			snprintf(msg, sizeof(msg), "The %s you specified did not match the calculated checksum.",
+				 s3_cksum_alg_name(b->alg));
+			s3_error(r, 400, "BadDigest", msg);
+			return;
+		}
+	}
+	b->on_end(r, &d);
+}
+
+/* ---- routing ------------------------------------------------------------ */
+
+/* Subresources S3 has and we do not implement: NotImplemented, rather than
+ * treating them as a plain object/bucket request. */
+static const char *const unimplemented[] = {
+	"acl", "policy", "tagging", "cors", "lifecycle", "website", "logging", "notification",
+	"replication", "encryption", "object-lock", "retention", "legal-hold", "torrent", "restore",
+	"select", "accelerate", "requestPayment", "ownershipControls", "publicAccessBlock", "analytics",
+	"metrics", "inventory", "intelligent-tiering", "attributes", "policyStatus",
+};
+
+static bool has_q(struct s3req *r, const char *name)
+{
+	struct http_view v;
+	return r->h->h.has_query && http_query_param(r->h->h.query, name, &v);
+}
+
+static enum s3op route(struct s3req *r, const char **unsupported)
+{
+	enum http_method m = r->h->h.m;
+	const char *meth = http_method_name(m);
+	*unsupported = NULL;
+	for (size_t i = 0; i < SILT_ARRAY_LEN(unimplemented); i++)
+		if (has_q(r, unimplemented[i])) {
+			*unsupported = unimplemented[i];
+			return S3OP_NONE;
+		}
+	if (!r->bucket)
+		return strcmp(meth, "GET") == 0 ? S3OP_LIST_BUCKETS : S3OP_NONE;
+	if (!r->key) {
+		if (strcmp(meth, "PUT") == 0)
+			return has_q(r, "versioning") ? S3OP_PUT_BUCKET_VERSIONING : S3OP_CREATE_BUCKET;
+		if (strcmp(meth, "GET") == 0) {
+			if (has_q(r, "location"))
+				return S3OP_GET_BUCKET_LOCATION;
+			if (has_q(r, "versioning"))
+				return S3OP_GET_BUCKET_VERSIONING;
+			if (has_q(r, "versions"))
+				return S3OP_LIST_OBJECT_VERSIONS;
+			if (has_q(r, "uploads"))
+				return S3OP_LIST_MULTIPART_UPLOADS;
+			return has_q(r, "list-type") ? S3OP_LIST_OBJECTS_V2 : S3OP_LIST_OBJECTS;
+		}
+		if (strcmp(meth, "HEAD") == 0)
+			return S3OP_HEAD_BUCKET;
+		if (strcmp(meth, "DELETE") == 0)
+			return S3OP_DELETE_BUCKET;
+		if (strcmp(meth, "POST") == 0 && has_q(r, "delete"))
+			return S3OP_DELETE_OBJECTS;
+		return S3OP_NONE;
+	}
+	bool upload = has_q(r, "uploadId");
+	if (strcmp(meth, "PUT") == 0) {
+		bool copy = http_header_find(&r->h->h, "x-amz-copy-source", NULL) != NULL;
+		if (upload && has_q(r, "partNumber"))
+			return copy ? S3OP_UPLOAD_PART_COPY : S3OP_UPLOAD_PART;
+		return copy ? S3OP_COPY_OBJECT : S3OP_PUT_OBJECT;
+	}
+	if (strcmp(meth, "GET") == 0)
+		return upload ? S3OP_LIST_PARTS : S3OP_GET_OBJECT;
+	if (strcmp(meth, "HEAD") == 0)
+		return S3OP_HEAD_OBJECT;
+	if (strcmp(meth, "DELETE") == 0)
+		return upload ? S3OP_ABORT_MULTIPART_UPLOAD : S3OP_DELETE_OBJECT;
+	if (strcmp(meth, "POST") == 0) {
+		if (has_q(r, "uploads"))
+			return S3OP_CREATE_MULTIPART_UPLOAD;
+		if (upload)
+			return S3OP_COMPLETE_MULTIPART_UPLOAD;
+	}
+	return S3OP_NONE;
+}
+
+static void (*const op_fns[S3OP__COUNT])(struct s3req *) = {
+	[S3OP_LIST_BUCKETS] = s3op_list_buckets,
+	[S3OP_CREATE_BUCKET] = s3op_create_bucket,
+	[S3OP_HEAD_BUCKET] = s3op_head_bucket,
+	[S3OP_DELETE_BUCKET] = s3op_delete_bucket,
+	[S3OP_GET_BUCKET_LOCATION] = s3op_get_bucket_location,
+	[S3OP_GET_BUCKET_VERSIONING] = s3op_get_bucket_versioning,
+	[S3OP_PUT_BUCKET_VERSIONING] = s3op_put_bucket_versioning,
+	[S3OP_LIST_OBJECTS] = s3op_list_objects,
+	[S3OP_LIST_OBJECTS_V2] = s3op_list_objects,
+	[S3OP_LIST_OBJECT_VERSIONS] = s3op_list_object_versions,
+	[S3OP_LIST_MULTIPART_UPLOADS] = s3op_list_multipart_uploads,
+	[S3OP_DELETE_OBJECTS] = s3op_delete_objects,
+	[S3OP_PUT_OBJECT] = s3op_put_object,
+	[S3OP_COPY_OBJECT] = s3op_copy_object,
+	[S3OP_GET_OBJECT] = s3op_get_object,
+	[S3OP_HEAD_OBJECT] = s3op_get_object,
+	[S3OP_DELETE_OBJECT] = s3op_delete_object,
+	[S3OP_CREATE_MULTIPART_UPLOAD] = s3op_create_multipart_upload,
+	[S3OP_UPLOAD_PART] = s3op_upload_part,
+	[S3OP_UPLOAD_PART_COPY] = s3op_upload_part_copy,
+	[S3OP_COMPLETE_MULTIPART_UPLOAD] = s3op_complete_multipart_upload,
+	[S3OP_ABORT_MULTIPART_UPLOAD] = s3op_abort_multipart_upload,
+	[S3OP_LIST_PARTS] = s3op_list_parts,
+};
+
+/* Splits the request into bucket and key: virtual-host style when the
+ * Host is "<bucket>.<domain>[:port]", else path style "/bucket/key". */
+static bool split_target(struct s3req *r)
+{
+	const char *path = http_req_path(r->h);
+	if (!path || path[0] != '/')
+		return false;
+	struct http_view host = r->h->h.host;
+	size_t hl = host.len;
+	for (size_t i = 0; i < host.len; i++)
+		if (host.base[i] == ':') {
+			hl = i;
+			break;
+		}
+	const char *dom = r->svc->domain;
+	size_t dl = strlen(dom);
+	if (dl > 0 && hl > dl + 1 && host.base[hl - dl - 1] == '.' && strncasecmp(host.base + hl - dl, dom, dl) == 0) {
+		r->bucket = http_req_strndup(r->h, host.base, hl - dl - 1);
+		if (path[1])
+			r->key = path + 1;
+	} else if (path[1]) {
+		const char *slash = strchr(path + 1, '/');
+		if (!slash) {
+			r->bucket = path + 1;
+		} else {
+			r->bucket = http_req_strndup(r->h, path + 1, (size_t)(slash - path - 1));
+			if (slash[1])
+				r->key = slash + 1;
+		}
+	}
+	size_t rl = 2 + (r->bucket ? strlen(r->bucket) : 0) + (r->key ? strlen(r->key) + 1 : 0);
+	char *res = http_req_alloc(r->h, rl + 1);
+	snprintf(res, rl + 1, "/%s%s%s", r->bucket ? r->bucket : "", r->key ? "/" : "", r->key ? r->key : "");
+	r->resource = res;
+	return true;
+}
+
+static bool authenticate(struct s3req *r)
+{
+	const struct http_head *h = &r->h->h;
+	struct s3_hdr *hdrs = http_req_alloc(r->h, sizeof(*hdrs) * (size_t)(h->nheaders ? h->nheaders : 1));
+	for (int i = 0; i < h->nheaders; i++)
+		hdrs[i] = (struct s3_hdr){ h->headers[i].name.base, h->headers[i].name.len, h->headers[i].value.base,
+					   h->headers[i].value.len };
+	struct s3_auth_req ar = {
+		.method = http_method_name(h->m),
+		.path = h->path.base,
+		.path_len = h->path.len,
+		.query = h->has_query ? h->query.base : NULL,
+		.query_len = h->has_query ? h->query.len : 0,
+		.hdrs = hdrs,
+		.nhdrs = (size_t)h->nheaders,
+		.now = now_ms() / 1000,
+	};
+	enum s3_auth_err e = s3_auth_verify(r->svc->auth, &ar, &r->auth);
+	if (e == S3_AUTH_OK) {
+		snprintf(r->user, sizeof(r->user), "%s", r->auth.access_key);
+		return true;
+	}
+	if (e == S3_AUTH_ANONYMOUS) {
+		s3_error(r, 403, "AccessDenied", "Anonymous access is not allowed; sign the request with SigV4.");
+		return false;
+	}
+	log_info("s3", "%s %s %s: auth refused: %s (%s)", r->h->peer, ar.method, r->resource,
+		 s3_auth_err_code(e), r->auth.detail ? r->auth.detail : "");
+	s3_error(r, s3_auth_err_status(e), s3_auth_err_code(e),
+		 r->auth.detail ? r->auth.detail : "The request signature we calculated does not match.");
+	return false;
+}
+
+bool s3_bucket_check(struct s3req *r)
+{
+	int rc = s3meta_bucket_head(r->svc->meta, r->bucket, &r->bucket_row);
+	if (rc != 0) {
+		s3_error_meta(r, rc);
+		return false;
+	}
+	if (strcmp(r->bucket_row.owner, r->user) != 0) {
+		s3_error(r, 403, "AccessDenied", "Access Denied");
+		return false;
+	}
+	return true;
+}
+
+static uint64_t g_reqno;
+static int g_nstreams;
+
+/* Each HTTP loop thread writes object data to its own data-node stream, so
+ * writers on different cores never share a volume file. Threads number
+ * themselves on first use. */
+static int loop_stream(void)
+{
+	static int next;
+	static _Thread_local int mine = -1;
+	if (mine < 0)
+		mine = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);
+	return g_nstreams > 0 ? mine % g_nstreams : 0;
+}
+
+static void on_head(struct http_req *hr)
+{
+	struct s3svc *svc = hr->server_udata;
+	struct s3req *r = http_req_alloc(hr, sizeof(*r));
+	memset(r, 0, sizeof(*r));
+	r->h = hr;
+	r->svc = svc;
+	r->t0_us = mono_us();
+	hr->udata = r;
+	uint64_t n = __atomic_add_fetch(&g_reqno, 1, __ATOMIC_RELAXED);
+	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ((uint64_t)now_ms() << 20) ^ n);
+	r->loop_idx = loop_stream();
+	if (!split_target(r)) {
+		s3_error(r, 400, "InvalidURI", "Couldn't parse the specified URI.");
+		return;
+	}
+	if (!authenticate(r))
+		return;
+	const char *unsupported;
+	r->op = route(r, &unsupported);
+	if (r->op == S3OP_NONE) {
+		if (unsupported) {
+			char msg[128];
+			snprintf(msg, sizeof(msg), "The '%s' subresource is not implemented.", unsupported);
+			s3_error(r, 501, "NotImplemented", msg);
+		} else {
+			s3_error(r, 405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+		}
+		return;
+	}
+	if (r->key && strlen(r->key) > 1024) {
+		s3_error(r, 400, "KeyTooLongError", "Your key is too long");
+		return;
+	}
+	op_fns[r->op](r);
+}
+
+static void on_writable(struct http_req *hr)
+{
+	struct s3req *r = hr->udata;
+	if (r && r->on_writable)
+		r->on_writable(r);
+}
+
+static void on_abort(struct http_req *hr)
+{
+	struct s3req *r = hr->udata;
+	if (!r)
+		return;
+	if (r->on_abort) {
+		r->on_abort(r);
+		return;
+	}
+	/* Nothing asynchronous is in flight: answer (the layer drops it). */
+	if (!r->answered)
+		s3_error(r, 400, "IncompleteBody", "The request body terminated unexpectedly.");
+}
+
+static void on_done(struct http_req *hr, bool ok)
+{
+	struct s3req *r = hr->udata;
+	if (!r)
+		return;
+	if (r->op_free)
+		r->op_free(r);
+	body_free(r->body);
+	log_debug("s3", "%s %s %s %d %" PRId64 "us%s", hr->peer, http_method_name(hr->h.m),
+		  r->resource ? r->resource : "/", r->status, mono_us() - r->t0_us, ok ? "" : " (aborted)");
+}
+
+/* Error documents for what the HTTP layer answers itself. */
+static void format_error(void *udata, const struct http_req *req, int status, const char *detail,
+			 struct wbuf *hdrs, struct wbuf *body)
+{
+	(void)udata;
+	(void)req;
+	const char *code = status == 413 ? "EntityTooLarge" : status == 501 ? "NotImplemented" : "BadRequest";
+	static const char ct[] = "Content-Type: application/xml\r\n";
+	wbuf_put(hdrs, ct, sizeof(ct) - 1);
+	struct s3_xw w;
+	s3_xw_init(&w, body);
+	s3_xw_decl(&w);
+	s3_xw_open(&w, "Error");
+	s3_xw_elem(&w, "Code", code);
+	s3_xw_elem(&w, "Message", detail ? detail : http_reason(status));
+	s3_xw_close(&w, "Error");
+}
+
+static const struct http_handler s3_handler = {
+	.on_head = on_head,
+	.on_body = on_body,
+	.on_body_end = on_body_end,
+	.on_writable = on_writable,
+	.on_abort = on_abort,
+	.on_done = on_done,
+	.format_error = format_error,
+};
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static int secret_lookup(void *arg, const char *akid, char *secret, size_t cap)
+{
+	struct s3svc *s = arg;
+	char buf[S3META_SECRET_MAX + 1];
+	if (s3meta_user_secret(s->meta, akid, buf) != 0)
+		return -SILT_ENOENT;
+	size_t n = strlen(buf);
+	if (n + 1 > cap)
+		return -SILT_ENOENT;
+	memcpy(secret, buf, n + 1);
+	return (int)n;
+}
+
+int s3svc_start(const struct s3svc_conf *conf, struct s3svc **out)
+{
+	char path[PATH_MAX];
+	int rc;
+	struct s3svc *s = xcalloc(1, sizeof(*s));
+	s->conf = *conf;
+	snprintf(s->domain, sizeof(s->domain), "%s", conf->domain ? conf->domain : "localhost");
+	snprintf(s->region, sizeof(s->region), "%s", conf->region ? conf->region : "us-east-1");
+	snprintf(path, sizeof(path), "%s/s3", conf->data_dir);
+	if ((rc = mkdir_p(path, 0755)) != 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/s3/meta.db", conf->data_dir);
+	struct s3meta_config mc = { .path = path };
+	if ((rc = s3meta_open(&mc, &s->meta)) != 0) {
+		log_error("s3", "cannot open the metadata database %s: %s", path, silt_strerror(rc));
+		goto fail;
+	}
+	if ((rc = s3meta_user_ensure(s->meta, conf->root_user, conf->root_password, "root")) != 0) {
+		log_error("s3", "cannot set the root user: %s", s3meta_errinfo(rc) ? s3meta_errinfo(rc)->message
+										     : silt_strerror(rc));
+		goto fail;
+	}
+	snprintf(path, sizeof(path), "%s/s3", conf->data_dir);
+	if ((rc = s3route_open(path, (unsigned)SILT_MAX(conf->nthreads, 1), &s->route)) != 0) {
+		log_error("s3", "cannot open the data node under %s: %s", path, silt_strerror(rc));
+		goto fail;
+	}
+	g_nstreams = SILT_MAX(conf->nthreads, 1);
+	s->auth = s3_auth_ctx_new(secret_lookup, s, 0);
+	struct http_server_conf hc;
+	http_server_conf_defaults(&hc);
+	hc.host = conf->host;
+	hc.port = conf->port;
+	hc.nthreads = conf->nthreads;
+	hc.handler = &s3_handler;
+	hc.udata = s;
+	if ((rc = http_server_start(&hc, &s->http)) != 0) {
+		log_error("s3", "cannot listen on %s:%d: %s", conf->host, conf->port, silt_strerror(rc));
+		goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	s3svc_stop(s);
+	return rc ? rc : -EINVAL;
+}
+
+void s3svc_stop(struct s3svc *s)
+{
+	if (!s)
+		return;
+	if (s->http)
+		http_server_stop(s->http);
+	if (s->auth)
+		s3_auth_ctx_free(s->auth);
+	s3route_close(s->route);
+	if (s->meta)
+		s3meta_close(s->meta);
+	free(s);
+}
+
+/* Background duties: reclaim abandoned multipart uploads' parts, compact
+ * data-node volumes, checkpoint the metadata WAL. Housekeeping thread. */
+void s3svc_housekeeping(struct s3svc *s, int64_t now)
+{
+	static int64_t next_gc, next_ckpt, next_users;
+	if (now >= next_ckpt) {
+		next_ckpt = now + 1000;
+		s3meta_checkpoint(s->meta);
+	}
+	if (now >= next_users) {
+		/* Users added by `silt user` in another process. */
+		next_users = now + 2000;
+		s3meta_users_reload(s->meta);
+	}
+	if (now >= next_gc) {
+		next_gc = now + 30000;
+		s3route_gc(s->route, 0.5, 256u << 20);
+	}
+}
