@@ -128,7 +128,7 @@ class Reader:
 # ---------------------------------------------------------------- framing
 
 API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA = 0, 1, 2, 3
-API_VERSIONS, API_CREATE_TOPICS = 18, 19
+API_VERSIONS, API_CREATE_TOPICS, API_INIT_PRODUCER_ID = 18, 19, 22
 
 
 def request(api_key, api_version, corr_id, body, client_id="silt-itest"):
@@ -376,3 +376,13 @@ def batch_offsets(records_bytes):
         out.append((base, base + last_delta))
         p += 12 + length
     return out
+
+
+def init_producer_id_v0_body(transactional_id=None, timeout_ms=60000):
+    return string(transactional_id) + i32(timeout_ms)
+
+
+def parse_init_producer_id_v0(r):
+    """Returns (error, producer_id, producer_epoch)."""
+    r.i32()  # throttle_time_ms
+    return r.i16(), r.i64(), r.i16()

@@ -15,6 +15,8 @@ error or close the connection, and keep serving everyone else.
   bad CRC -> CORRUPT_MESSAGE (2); record count != lastOffsetDelta+1 and a
   client-sent control batch -> CORRUPT_MESSAGE (2) or INVALID_RECORD (87);
   nothing of them is appended.
+- Idempotent batches over the wire: retries are answered with the original
+  offsets and stored once; a sequence gap gets 45.
 - KIP-74: Fetch with max_bytes below the first batch returns it whole.
 - A long-polling Fetch then ApiVersions in one write: answered in order.
 - A batch over message.max.bytes -> MESSAGE_TOO_LARGE (10).
@@ -141,6 +143,41 @@ def main():
             f = kw.parse_fetch_v4(c.call(kw.API_FETCH, 4, kw.fetch_v4_body(topic, 0, 0)))[(topic, 0)]
             eq(f["high_watermark"], 3, "high watermark after rejected batches")
             eq(kw.batch_offsets(f["records"]), [(0, 0), (1, 2)], "batches in the log")
+
+        # Idempotence over the wire: a retried batch (same producer id,
+        # epoch and sequence) is answered with success and its original
+        # offset and not appended again; a gap in the sequence is
+        # OUT_OF_ORDER_SEQUENCE_NUMBER (45); an older epoch is rejected.
+        itopic = "raw-idem"
+        with kw.Conn(s.port) as c:
+            c.call(kw.API_METADATA, 1, kw.metadata_v1_body([itopic]))
+            err, pid, epoch = kw.parse_init_producer_id_v0(
+                c.call(kw.API_INIT_PRODUCER_ID, 0, kw.init_producer_id_v0_body()))
+            eq(err, 0, "InitProducerId error")
+            check(pid >= 0 and epoch >= 0, "InitProducerId gave pid %d epoch %d" % (pid, epoch))
+
+            def idem(seq, n=2, ep=None):
+                b = kw.record_batch([(b"k%d" % (seq + i), b"v%d" % (seq + i), []) for i in range(n)],
+                                    producer_id=pid, producer_epoch=epoch if ep is None else ep,
+                                    base_seq=seq)
+                r = kw.parse_produce_v3(c.call(kw.API_PRODUCE, 3, kw.produce_v3_body(itopic, 0, b)))
+                return r[(itopic, 0)][:2]
+
+            eq(idem(0), (0, 0), "first idempotent batch (error, base offset)")
+            eq(idem(2), (0, 2), "second idempotent batch")
+            eq(idem(2), (0, 2), "retry of the second batch: success with its original offset")
+            eq(idem(0), (0, 0), "retry of the first batch: success with its original offset")
+            eq(idem(9)[0], 45, "sequence gap: OUT_OF_ORDER_SEQUENCE_NUMBER")
+            eq(idem(4), (0, 4), "next in-sequence batch after the rejected gap")
+            if epoch > 0:
+                check(idem(6, ep=epoch - 1)[0] in (47, 45), "stale epoch accepted")
+            f = kw.parse_fetch_v4(c.call(kw.API_FETCH, 4, kw.fetch_v4_body(itopic, 0, 0)))[(itopic, 0)]
+            eq(kw.batch_offsets(f["records"]), [(0, 1), (2, 3), (4, 5)], "batches stored once each")
+            # A second InitProducerId gives a different producer (or a bumped epoch).
+            err, pid2, epoch2 = kw.parse_init_producer_id_v0(
+                c.call(kw.API_INIT_PRODUCER_ID, 0, kw.init_producer_id_v0_body()))
+            eq(err, 0, "second InitProducerId error")
+            check((pid2, epoch2) != (pid, epoch), "InitProducerId handed out the same id and epoch twice")
 
         # KIP-74: a Fetch whose max_bytes is smaller than the first batch still
         # returns that whole batch.

@@ -147,10 +147,24 @@ def admin_tests(s, admin):
     check("log.retention.ms" in bcfg or "log.retention.hours" in bcfg,
           "broker describe_configs lacks log.retention.*: %s" % sorted(bcfg)[:20])
 
-    # Delete and see it go.
+    # Put data in, delete, see it go; recreated under the same name it is empty.
+    p = Producer(base_conf(s))
+    for i in range(5):
+        p.produce(name, value=b"old-%d" % i, partition=1)
+    eq(p.flush(10), 0, "produce to %s" % name)
+    del p
     admin.delete_topics([name], operation_timeout=10)[name].result(15)
     wait_until(lambda: name not in admin.list_topics(timeout=5).topics, 10,
                "deleted topic to leave metadata")
+    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])[name].result(15)
+    c = Consumer(dict(base_conf(s), **{"group.id": "adm-check"}))
+    eq(c.get_watermark_offsets(TopicPartition(name, 1), timeout=10), (0, 0),
+       "watermarks of a deleted and recreated topic")
+    c.close()
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    eq(admin.describe_configs([res])[res].result(15)["retention.ms"].value, "604800000",
+       "retention.ms of the recreated topic (the old override is gone)")
+    admin.delete_topics([name], operation_timeout=10)[name].result(15)
     fs = admin.delete_topics(["no-such-topic"])
     try:
         fs["no-such-topic"].result(15)
@@ -305,8 +319,19 @@ def group_split(s, admin):
         eq(len(got[i]), 20 * len(last[i]), "messages received by consumer %d" % i)
     vals = sorted(v for g in got for _, v in g)
     eq(vals, sorted(b"split-%d" % i for i in range(60)), "all split messages exactly once")
-    for c in cs:
-        c.close()
+
+    # The first member leaves (LeaveGroup): the second takes all partitions.
+    cs[0].close()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        m = cs[1].poll(0.2)
+        check(m is None or m.error() is not None, "unexpected message after rebalance: %s"
+              % (m and (m.partition(), m.offset())))
+        if sorted(tp.partition for tp in cs[1].assignment()) == [0, 1, 2]:
+            break
+    eq(sorted(tp.partition for tp in cs[1].assignment()), [0, 1, 2],
+       "partitions of the remaining member after the other left")
+    cs[1].close()
 
 
 def offsets_for_times_check(s, topic, delivered):
