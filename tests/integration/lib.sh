@@ -101,6 +101,12 @@ silt_start() {
 		fi
 	fi
 	local args=(server --data-dir "$SILT_DATA" --kafka-addr "$SILT_BOOT")
+	# Builds with the object store also listen for S3 (default port 9000):
+	# a port of our own keeps concurrent servers apart.
+	if [ -z "${SILT_S3_PORT:-}" ] && "$SILT_BIN" server --help 2>&1 | grep -q -- --s3-addr; then
+		SILT_S3_PORT=$(free_port)
+	fi
+	[ -n "${SILT_S3_PORT:-}" ] && args+=(--s3-addr "127.0.0.1:$SILT_S3_PORT")
 	[ -n "$SILT_CONF" ] && args+=(--config "$SILT_CONF")
 	echo "=== start: $SILT_BIN ${args[*]}" >>"$SILT_LOG"
 	"$SILT_BIN" "${args[@]}" </dev/null >>"$SILT_LOG" 2>&1 &

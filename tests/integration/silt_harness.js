@@ -8,7 +8,7 @@ const fs = require('fs');
 const net = require('net');
 const os = require('os');
 const path = require('path');
-const { spawn } = require('child_process');
+const { spawn, spawnSync } = require('child_process');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SILT_BIN = process.env.SILT_BIN || path.join(ROOT, 'build', 'silt');
@@ -61,6 +61,13 @@ class Silt {
     if (!this.port) this.port = await freePort();
     fs.mkdirSync(this.dataDir, { recursive: true });
     const args = ['server', '--data-dir', this.dataDir, '--kafka-addr', this.bootstrap];
+    // Builds with the object store also listen for S3 (default port 9000):
+    // a port of our own keeps concurrent servers apart.
+    if (this.s3Port === undefined) {
+      const help = spawnSync(SILT_BIN, ['server', '--help'], { encoding: 'utf8', timeout: 10000 });
+      this.s3Port = `${help.stdout || ''}${help.stderr || ''}`.includes('--s3-addr') ? await freePort() : null;
+    }
+    if (this.s3Port) args.push('--s3-addr', `127.0.0.1:${this.s3Port}`);
     if (this.configPath) args.push('--config', this.configPath);
     fs.appendFileSync(this.logPath, `=== start: ${SILT_BIN} ${args.join(' ')}\n`);
     const fd = fs.openSync(this.logPath, 'a');
@@ -106,6 +113,13 @@ class Silt {
 }
 
 process.on('exit', () => { for (const s of servers) s.kill9(); });
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    console.log(`killed by ${sig}`);
+    for (const s of servers) { s.dumpLog(40); s.kill9(); }
+    process.exit(sig === 'SIGTERM' ? 143 : 130);
+  });
+}
 
 class TestFailure extends Error {}
 

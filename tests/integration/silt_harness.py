@@ -105,6 +105,20 @@ def tmpdir(prefix="silt-it-"):
     return d
 
 
+_help_text = None
+
+
+def _has_option(opt):
+    global _help_text
+    if _help_text is None:
+        try:
+            out = subprocess.run([SILT_BIN, "server", "--help"], capture_output=True, timeout=10)
+            _help_text = (out.stdout + out.stderr).decode("utf-8", "replace")
+        except (OSError, subprocess.TimeoutExpired):
+            _help_text = ""
+    return opt in _help_text
+
+
 class Silt:
     """One silt server process. config: dict or list of "key=value" lines
     written to a config file passed with --config."""
@@ -113,6 +127,9 @@ class Silt:
         self.name = name
         self.data_dir = data_dir or tmpdir("silt-data-")
         self.port = port or free_port()
+        # Builds with the object store listen for S3 too (default port 9000);
+        # give each server its own port so that tests never collide.
+        self.s3_port = free_port() if _has_option("--s3-addr") else None
         self.workdir = tmpdir("silt-run-")
         self.log_path = os.path.join(self.workdir, "%s.stderr.log" % name)
         self.config_path = None
@@ -135,6 +152,8 @@ class Silt:
 
     def argv(self):
         a = [SILT_BIN, "server", "--data-dir", self.data_dir, "--kafka-addr", self.bootstrap]
+        if self.s3_port:
+            a += ["--s3-addr", "127.0.0.1:%d" % self.s3_port]
         if self.config_path:
             a += ["--config", self.config_path]
         return a
@@ -232,6 +251,19 @@ def _cleanup():
 
 
 atexit.register(_cleanup)
+
+
+def _on_term(signum, frame):
+    # run_all.sh's timeout sends SIGTERM; Python would exit without atexit
+    # handlers and leave silt running.
+    sys.stdout.write("killed by signal %d\n" % signum)
+    for srv in _servers:
+        srv.dump_log(40)
+    _cleanup()
+    os._exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_term)
 
 
 def run_test(main):
