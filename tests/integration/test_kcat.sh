@@ -95,6 +95,19 @@ assert m["key"].startswith("key") and m["payload"].startswith("value-"), m
 assert m["tstype"] == "create" and m["ts"] > 1600000000000, m
 EOF
 
+# --- acks=0 (no produce response at all) still delivers, in order
+seq 1 50 | sed 's/^/n/' | kc -P -t acks0 -p 0 -X acks=0 || fail "kcat produce acks=0"
+got=$(kc -C -t acks0 -o beginning -e -q -f '%o:%s\n' | tr '\n' ' ')
+want=$(seq 1 50 | awk '{ printf "%d:n%d ", NR - 1, $1 }')
+assert_eq "$got" "$want" "acks=0 messages"
+
+# --- a 700 kB message (a whole file is one message) round trips intact
+big=$IT_TMP/big.txt
+$PY -c 'import random, sys; r = random.Random(5); sys.stdout.write("".join(r.choice("abcdefghij") for _ in range(700000)))' >"$big"
+kc -P -t bigmsg -p 0 -z lz4 -X message.max.bytes=2000000 "$big" || fail "produce of a 700 kB message"
+got=$(kc -C -t bigmsg -o beginning -e -q -c 1 -X fetch.message.max.bytes=2000000 -f '%s\n' | sha256sum | cut -d' ' -f1)
+assert_eq "$got" "$( (cat "$big"; echo) | sha256sum | cut -d' ' -f1)" "sha256 of the 700 kB message read back"
+
 # --- an empty partition: consuming to the end returns nothing, cleanly
 printf '' | kc -P -t empty-topic -p 0 || true
 kc -L -t empty-topic >/dev/null
