@@ -22,6 +22,7 @@ Assertions after each round:
   - each partition's offsets are dense from 0 to the high watermark;
   - every acknowledged message of every round so far is at its offset with
     its value; no offset was acknowledged twice;
+  - a synchronous offset commit survives a final kill -9;
   - idempotent round: no value of that round is stored twice, and per
     partition the round's values are in produce order.
 """
@@ -275,6 +276,21 @@ def main():
             eq(pos, len(data), "newest segment %s ends on a batch boundary" % path)
         s.start()
         verify(s, all_acks, "final")
+
+        # Committed group offsets survive kill -9 too.
+        commit = [TopicPartition(TOPIC, p, 100 + p) for p in range(PARTS)]
+        c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "crash-group",
+                      "enable.auto.commit": False, "broker.address.family": "v4", "logger": QUIET})
+        c.commit(offsets=commit, asynchronous=False)
+        c.close()
+        s.kill9()
+        s.start()
+        c = Consumer({"bootstrap.servers": s.bootstrap, "group.id": "crash-group",
+                      "enable.auto.commit": False, "broker.address.family": "v4", "logger": QUIET})
+        got = c.committed([TopicPartition(TOPIC, p) for p in range(PARTS)], timeout=10)
+        c.close()
+        eq([(tp.partition, tp.offset) for tp in got], [(tp.partition, tp.offset) for tp in commit],
+           "acknowledged offset commits after kill -9")
 
 
 if __name__ == "__main__":

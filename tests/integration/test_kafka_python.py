@@ -161,6 +161,14 @@ def main():
         c2.close()
         admin.close()
 
+        # Committed offsets and topics survive a clean restart.
+        s.restart()
+        c3 = KafkaConsumer(bootstrap_servers=s.bootstrap, group_id="kp-group", enable_auto_commit=False)
+        for p_ in parts:
+            eq(c3.committed(TopicPartition(topic, p_)), ends[p_], "committed offset after restart, partition %d" % p_)
+        eq(c3.partitions_for_topic(topic), set(parts), "partitions after restart")
+        c3.close()
+
         bad = [w for w in CAP.warnings() if any(b in w[1].lower() for b in BAD)]
         check(not bad, "kafka-python logged protocol warnings: %s" % bad[:5])
         log("%d warnings from kafka-python (none about protocol): %s"

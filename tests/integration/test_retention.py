@@ -192,6 +192,14 @@ def main():
         s.restart()
         for t2 in ("ret-bytes", "ret-ms", "ret-keep"):
             eq(watermarks(s, t2), (lows.get(t2, 0), N), "%s watermarks after restart" % t2)
+        # ... and so do the per-topic overrides.
+        a = AdminClient({"bootstrap.servers": s.bootstrap, "broker.address.family": "v4"})
+        want = {"ret-ms": ("1000", "-1"), "ret-keep": ("-1", "-1"), "ret-bytes": ("604800000", str(RET_BYTES))}
+        for t2, (ms, by) in want.items():
+            r = ConfigResource(ConfigResource.Type.TOPIC, t2)
+            cfg = a.describe_configs([r])[r].result(15)
+            eq((cfg["retention.ms"].value, cfg["retention.bytes"].value), (ms, by),
+               "%s retention.ms/retention.bytes after restart" % t2)
 
 
 if __name__ == "__main__":
