@@ -129,6 +129,8 @@ class Reader:
 
 API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA = 0, 1, 2, 3
 API_VERSIONS, API_CREATE_TOPICS, API_INIT_PRODUCER_ID = 18, 19, 22
+API_DESCRIBE_CONFIGS, API_INCREMENTAL_ALTER_CONFIGS = 32, 44
+RESOURCE_TOPIC = 2
 
 
 def request(api_key, api_version, corr_id, body, client_id="silt-itest"):
@@ -386,3 +388,51 @@ def parse_init_producer_id_v0(r):
     """Returns (error, producer_id, producer_epoch)."""
     r.i32()  # throttle_time_ms
     return r.i16(), r.i64(), r.i16()
+
+
+def incremental_alter_configs_v0_body(resources, validate_only=False):
+    """resources: [(resource_type, name, [(config_name, op, value)])];
+    op 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT."""
+    def res(rt, name, configs):
+        return (i8(rt) + string(name)
+                + array([string(k) + i8(op) + string(v) for k, op, v in configs]))
+    return array([res(*r) for r in resources]) + i8(1 if validate_only else 0)
+
+
+def parse_incremental_alter_configs_v0(r):
+    """Returns {(resource_type, name): error_code}."""
+    r.i32()  # throttle
+    out = {}
+
+    def one(x):
+        err, _msg, rt, name = x.i16(), x.string(), x.i8(), x.string()
+        out[(rt, name)] = err
+
+    r.array(one)
+    return out
+
+
+def describe_configs_v0_body(resources):
+    """resources: [(resource_type, name, [config names] or None)]."""
+    return array([i8(rt) + string(n) + (array([string(c) for c in cs]) if cs is not None else i32(-1))
+                  for rt, n, cs in resources])
+
+
+def parse_describe_configs_v0(r):
+    """Returns {(resource_type, name): (error, {config: (value, is_default)})}."""
+    r.i32()  # throttle
+    out = {}
+
+    def one(x):
+        err, _msg, rt, name = x.i16(), x.string(), x.i8(), x.string()
+        entries = {}
+
+        def entry(y):
+            k, v, _ro, dflt, _sens = y.string(), y.string(), y.i8(), y.i8(), y.i8()
+            entries[k] = (v, bool(dflt))
+
+        x.array(entry)
+        out[(rt, name)] = (err, entries)
+
+    r.array(one)
+    return out

@@ -17,6 +17,8 @@ error or close the connection, and keep serving everyone else.
   nothing of them is appended.
 - Idempotent batches over the wire: retries are answered with the original
   offsets and stored once; a sequence gap gets 45.
+- IncrementalAlterConfigs SET/DELETE/validate_only/bad value/unknown
+  name/unknown topic, seen through DescribeConfigs v0 and Produce.
 - KIP-74: Fetch with max_bytes below the first batch returns it whole.
 - A long-polling Fetch then ApiVersions in one write: answered in order.
 - A batch over message.max.bytes -> MESSAGE_TOO_LARGE (10).
@@ -178,6 +180,43 @@ def main():
                 c.call(kw.API_INIT_PRODUCER_ID, 0, kw.init_producer_id_v0_body()))
             eq(err, 0, "second InitProducerId error")
             check((pid2, epoch2) != (pid, epoch), "InitProducerId handed out the same id and epoch twice")
+
+        # IncrementalAlterConfigs (no client here has it): SET, DELETE back to
+        # the default, validate_only, bad values and names, unknown topic.
+        T = kw.RESOURCE_TOPIC
+        with kw.Conn(s.port) as c:
+            def iac(configs, name=topic, validate_only=False):
+                body = kw.incremental_alter_configs_v0_body([(T, name, configs)], validate_only)
+                return kw.parse_incremental_alter_configs_v0(
+                    c.call(kw.API_INCREMENTAL_ALTER_CONFIGS, 0, body))[(T, name)]
+
+            def describe(names):
+                body = kw.describe_configs_v0_body([(T, topic, names)])
+                err, entries = kw.parse_describe_configs_v0(c.call(kw.API_DESCRIBE_CONFIGS, 0, body))[(T, topic)]
+                eq(err, 0, "DescribeConfigs v0 error")
+                return entries
+
+            eq(iac([("retention.ms", 0, "5000"), ("max.message.bytes", 0, "50000")]), 0,
+               "IncrementalAlterConfigs SET")
+            d = describe(["retention.ms", "max.message.bytes", "segment.bytes"])
+            eq((d["retention.ms"], d["max.message.bytes"][0]), (("5000", False), "50000"),
+               "configs after SET")
+            eq(d["segment.bytes"][1], True, "segment.bytes still the default")
+            # The per-topic max.message.bytes now applies to Produce.
+            mid = kw.record_batch([(b"k", os.urandom(70000), [])])
+            res = kw.parse_produce_v3(c.call(kw.API_PRODUCE, 3, kw.produce_v3_body(topic, 0, mid)))
+            eq(res[(topic, 0)][0], 10, "70 kB batch over the topic's max.message.bytes=50000")
+            eq(iac([("retention.ms", 1, None), ("max.message.bytes", 1, None)]), 0,
+               "IncrementalAlterConfigs DELETE")
+            d = describe(["retention.ms"])
+            eq(d["retention.ms"], ("604800000", True), "retention.ms after DELETE")
+            eq(iac([("retention.ms", 0, "77")], validate_only=True), 0, "validate_only SET")
+            eq(describe(["retention.ms"])["retention.ms"][0], "604800000",
+               "validate_only must not change retention.ms")
+            eq(iac([("retention.ms", 0, "soon")]), 40, "SET retention.ms=soon: INVALID_CONFIG")
+            eq(iac([("no.such.config", 0, "1")]), 40, "SET of an unknown config: INVALID_CONFIG")
+            eq(iac([("retention.ms", 0, "1")], name="no-such-topic"), 3,
+               "IncrementalAlterConfigs on an unknown topic: UNKNOWN_TOPIC_OR_PARTITION")
 
         # KIP-74: a Fetch whose max_bytes is smaller than the first batch still
         # returns that whole batch.
