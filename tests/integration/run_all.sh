@@ -18,6 +18,7 @@ TESTS=(
 	test_bad_input.py
 	test_retention.py
 	test_crash.py
+	test_lifecycle.py
 )
 limit=${IT_TEST_TIMEOUT:-180}
 logdir=${IT_LOG_DIR:-$(mktemp -d /tmp/silt-it-logs-XXXXXX)}

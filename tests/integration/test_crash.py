@@ -22,6 +22,7 @@ Assertions after each round:
   - each partition's offsets are dense from 0 to the high watermark;
   - every acknowledged message of every round so far is at its offset with
     its value; no offset was acknowledged twice;
+  - after a clean SIGTERM shutdown the next start runs no crash recovery;
   - a synchronous offset commit survives a final kill -9;
   - idempotent round: no value of that round is stored twice, and per
     partition the round's values are in produce order.
@@ -275,6 +276,9 @@ def main():
                 pos += 12 + n
             eq(pos, len(data), "newest segment %s ends on a batch boundary" % path)
         s.start()
+        since = s.log_text(since_last_start=True)
+        check(not re.search(r"unclean|recovered segment", since),
+              "a start after a clean shutdown ran crash recovery:\n%s" % since[-1500:])
         verify(s, all_acks, "final")
 
         # Committed group offsets survive kill -9 too.
@@ -291,6 +295,10 @@ def main():
         c.close()
         eq([(tp.partition, tp.offset) for tp in got], [(tp.partition, tp.offset) for tp in commit],
            "acknowledged offset commits after kill -9")
+        # The SIGTERM at the end of the with-block must not land before silt
+        # has installed its signal handlers, a startup race that
+        # test_lifecycle.py checks on its own.
+        time.sleep(0.5)
 
 
 if __name__ == "__main__":
