@@ -714,7 +714,8 @@ static void complete(struct s3b_conn *c)
 		size_t cl = 0;
 		if (!xml_elem((const char *)c->keep.p, c->keep.len, "Code", &code, &cl))
 			code = "";
-		report_failure(run, c, "HTTP %d %.*s%s", st, (int)SILT_MIN(cl, (size_t)100), code,
+		report_failure(run, c, "HTTP %d %s%s%.*s%s", st, http_reason(st), cl ? ": " : "",
+			       (int)SILT_MIN(cl, (size_t)100), code,
 			       c->sent ? "" : " (before the request body was sent)");
 	} else if (run->kind == K_GET && (c->got != run->size || c->bad_body)) {
 		ok = false;
@@ -1047,7 +1048,7 @@ static bool run_incomplete(const struct s3b_run *run)
 {
 	if (run->kind == K_LIST)
 		return run->capped || run->failures > 0 || (!run->list_end && run->keys < run->n);
-	return run->ok + run->failures < run->n || run->capped;
+	return run->ok < run->n || run->capped;
 }
 
 static void report(const struct s3b_run *run, int nconns)
@@ -1059,7 +1060,10 @@ static void report(const struct s3b_run *run, int nconns)
 	double p50 = (double)bench_quantile(&r, 0.50) / 1e6, p99 = (double)bench_quantile(&r, 0.99) / 1e6;
 	double pmax = (double)bench_quantile(&r, 1.0) / 1e6;
 	bool inc = run_incomplete(run);
-	const char *tag = inc ? (run->capped ? " (INCOMPLETE: duration cap)" : " (INCOMPLETE)") : "";
+	const char *tag = !inc ? ""
+			  : run->capped ? " (INCOMPLETE: duration cap)"
+			  : run->failures ? " (FAILURES)"
+					  : " (INCOMPLETE)";
 	if (run->kind == K_LIST) {
 		double pps = secs > 0 ? (double)run->pages / secs : 0;
 		double kps = secs > 0 ? (double)run->keys / secs : 0;
@@ -1077,11 +1081,11 @@ static void report(const struct s3b_run *run, int nconns)
 		double mbps = secs > 0 ? (double)run->bytes / secs / 1e6 : 0;
 		printf("s3 %s: %" PRId64 " of %" PRId64 " objects x %" PRId64 " B, %d connections, %.3f s%s\n",
 		       run->name, run->ok, run->n, run->size, nconns, secs, tag);
-		printf("  %.0f ops/s  %.2f MB/s  latency p50 %.3f ms  p99 %.3f ms  max %.3f ms  failures %" PRId64
+		printf("  %.1f ops/s  %.2f MB/s  latency p50 %.3f ms  p99 %.3f ms  max %.3f ms  failures %" PRId64
 		       "\n",
 		       ops, mbps, p50, p99, pmax, run->failures);
 		printf("RESULT target=s3 mode=%s size=%" PRId64 " concurrency=%d objects=%" PRId64 " bytes=%" PRId64
-		       " secs=%.3f ops_per_s=%.0f mb_per_s=%.2f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f"
+		       " secs=%.3f ops_per_s=%.1f mb_per_s=%.2f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f"
 		       " failures=%" PRId64 " complete=%d\n",
 		       run->name, run->size, nconns, run->ok, run->bytes, secs, ops, mbps, p50, p99, pmax,
 		       run->failures, inc ? 0 : 1);
