@@ -56,7 +56,7 @@ static const struct opt_def opt_defs[] = {
 	{ "endpoint", T_S, OPT_STR, OFF(endpoint), 0, 0, "http://host[:port] (default http://127.0.0.1:9000)" },
 	{ "bucket", T_S, OPT_STR, OFF(bucket), 0, 0, "bucket (default silt-bench)" },
 	{ "objects", T_S, OPT_INT, OFF(objects), 1, BENCH_S3_MAX_OBJECTS,
-	  "N objects to put/get; list: at most N keys (default 1000; list: all)" },
+	  "N objects to put/get; list: stop after N keys (default 1000; list: all)" },
 	{ "size", T_S, OPT_BYTES, OFF(size), 0, BENCH_S3_MAX_SIZE, "bytes per object, k/m/g suffix ok (default 4k)" },
 	{ "concurrency", T_S, OPT_INT, OFF(concurrency), 1, BENCH_S3_MAX_CONCURRENCY,
 	  "connections, one request in flight each (default 16)" },
