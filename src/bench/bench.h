@@ -19,6 +19,7 @@
 #define SILT_BENCH_H
 
 #include "core/platform.h"
+#include "core/wbuf.h"
 
 enum bench_target { BENCH_KAFKA, BENCH_NATS, BENCH_REDIS, BENCH_S3 };
 enum bench_mode { BENCH_PRODUCE, BENCH_CONSUME, BENCH_LATENCY };
@@ -183,6 +184,22 @@ struct bench_s3_page {
 	bool truncated;
 	char *next_token;       /* decoded NextContinuationToken (heap) or NULL */
 };
+
+/* SigV4 for the benchmark's requests: always signed over host,
+ * x-amz-content-sha256 (UNSIGNED-PAYLOAD) and x-amz-date, with the signing
+ * key derived once per day instead of per request (the derivation is four
+ * of the six HMAC/SHA-256 calls of a signature, and a client that spends
+ * them on every small request measures itself). */
+struct bench_s3_signer {
+	char date8[9];
+	uint8_t key[32];
+};
+
+/* Appends the Authorization header value (no CRLF) to out: the same bytes
+ * s3_auth_sign produces for those three headers. `authority` is the Host
+ * value, path and query as sent (query may be NULL). 0 or -SILT_EINVAL. */
+int bench_s3_authorization(const struct bench_opts *o, struct bench_s3_signer *s, const char *method,
+			   const char *path, const char *query, const char *amz_date, struct wbuf *out);
 
 /* Scans a ListObjectsV2 result body. 0 or -SILT_EINVAL (not a
  * ListBucketResult, or truncated without a token). */

@@ -2,6 +2,7 @@
  * response heads and ListObjectsV2 pages; no servers. */
 #include "core/platform.h"
 #include "bench/bench.h"
+#include "s3/auth.h"
 #include "test.h"
 
 static int parse(struct bench_opts *o, char *err, size_t errlen, const char *const *args)
@@ -262,4 +263,57 @@ TEST(bench_s3_list_page)
 	const char *nul = "<ListBucketResult><IsTruncated>true</IsTruncated>"
 			  "<NextContinuationToken>a&#0;</NextContinuationToken></ListBucketResult>";
 	CHECK_EQ_INT(bench_s3_parse_page(nul, strlen(nul), &p), -SILT_EINVAL);
+}
+
+/* The cached-key signer must produce exactly what s3_auth_sign does. */
+static void check_same_signature(const struct bench_opts *o, struct bench_s3_signer *s, const char *method,
+				 const char *path, const char *query, const char *date)
+{
+	struct s3_hdr hdrs[3] = {
+		{ "host", 4, o->s3_authority, strlen(o->s3_authority) },
+		{ "x-amz-content-sha256", 20, "UNSIGNED-PAYLOAD", 16 },
+		{ "x-amz-date", 10, date, 16 },
+	};
+	struct s3_sign_req sr = {
+		.method = method,
+		.path = path,
+		.query = query,
+		.hdrs = hdrs,
+		.nhdrs = 3,
+		.access_key = o->access_key,
+		.secret = o->secret_key,
+		.region = o->region,
+		.amz_date = date,
+		.payload_hash = "UNSIGNED-PAYLOAD",
+	};
+	struct wbuf want, got;
+	wbuf_init(&want, 256, 0);
+	wbuf_init(&got, 256, 0);
+	REQUIRE(s3_auth_sign(&sr, &want, NULL) == 0);
+	REQUIRE(bench_s3_authorization(o, s, method, path, query, date, &got) == 0);
+	CHECK_EQ_INT(got.len, want.len);
+	CHECK(got.len == want.len && memcmp(got.p, want.p, got.len) == 0);
+	wbuf_destroy(&want);
+	wbuf_destroy(&got);
+}
+
+TEST(bench_s3_signer_matches_s3_auth_sign)
+{
+	struct bench_opts o;
+	char err[256];
+	REQUIRE(PARSE(&o, err, "bench", "s3", "--endpoint", "http://127.0.0.1:9000", "--access-key", "AKIDEXAMPLE",
+		      "--secret-key", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "--region", "eu-central-1") == 0);
+	struct bench_s3_signer s = { 0 };
+	check_same_signature(&o, &s, "PUT", "/silt-bench/bench/o00000001", NULL, "20240101T000000Z");
+	check_same_signature(&o, &s, "GET", "/silt-bench/bench/o00000002", NULL, "20240101T235959Z");
+	check_same_signature(&o, &s, "GET", "/silt-bench",
+			     "continuation-token=a%2Bb%3D&list-type=2&max-keys=1000&prefix=bench%2F",
+			     "20240101T120000Z");
+	/* A new day re-derives the key. */
+	check_same_signature(&o, &s, "GET", "/silt-bench/k%20x", NULL, "20240102T000001Z");
+	CHECK(memcmp(s.date8, "20240102", 8) == 0);
+	struct wbuf w;
+	wbuf_init(&w, 64, 0);
+	CHECK_EQ_INT(bench_s3_authorization(&o, &s, "GET", "/", NULL, "2024", &w), -SILT_EINVAL);
+	wbuf_destroy(&w);
 }
