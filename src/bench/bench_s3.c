@@ -31,6 +31,7 @@
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -691,6 +692,9 @@ static void issue_next(struct s3b_conn *c)
 	bool retry = c->idx >= 0;
 	if (!retry) {
 		if (!have_work(run)) {
+			/* Closed at once: an idle socket the server then closes
+			 * would keep a level-triggered loop spinning. */
+			conn_close(c);
 			c->st = C_IDLE;
 			if (++run->idle == run->nconns)
 				loop_stop(run->loop);
@@ -1184,6 +1188,14 @@ int bench_s3_run(const struct bench_opts *o)
 	if (grc) {
 		fprintf(stderr, "silt bench: %s: %s\n", o->s3_authority, gai_strerror(grc));
 		return BENCH_EXIT_FAIL;
+	}
+	/* One descriptor per connection: lift the soft limit as far as the
+	 * hard one allows rather than fail at the 1024th. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max &&
+	    rl.rlim_cur < (rlim_t)o->concurrency + 64) {
+		rl.rlim_cur = SILT_MIN(rl.rlim_max, (rlim_t)o->concurrency + 64);
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	int64_t deadline = bench_now_ns() + o->duration_s * 1000000000LL;
 	bool good = true;
