@@ -316,4 +316,8 @@ TEST(bench_s3_signer_matches_s3_auth_sign)
 	wbuf_init(&w, 64, 0);
 	CHECK_EQ_INT(bench_s3_authorization(&o, &s, "GET", "/", NULL, "2024", &w), -SILT_EINVAL);
 	wbuf_destroy(&w);
+	/* Usable again after destroy. */
+	bench_s3_signer_destroy(&s);
+	check_same_signature(&o, &s, "PUT", "/b/k", NULL, "20240102T000002Z");
+	bench_s3_signer_destroy(&s);
 }
