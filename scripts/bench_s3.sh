@@ -383,6 +383,13 @@ lat_cell() { # FILE: p50 / p99 ms medians
 	printf '%.2f / %.2f%s' "$a" "$b" "$(okruns "$1")"
 }
 
+cpu_cell() { # WL MODE: client CPU medians, silt / nginx
+	local a b
+	a=$(median "silt.$1.$2" client_cpu_pct)
+	b=$(median "nginx.$1.$2" client_cpu_pct)
+	echo "$a / $b"
+}
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 ngx_v=$("$NGINX" -v 2>&1 | sed 's/^nginx version: //' || echo '?')
 large_mib=$((LARGE_SIZE / 1024 / 1024))
@@ -409,14 +416,14 @@ fi
 
 cat <<EOF
 
-| latency per request, p50 / p99 ms | silt | nginx |
-|---|---:|---:|
-| PUT 4 KiB | $(lat_cell silt.small.put) | $(lat_cell nginx.small.put) |
-| GET 4 KiB | $(lat_cell silt.small.get) | $(lat_cell nginx.small.get) |
+| latency per request, p50 / p99 ms | silt | nginx | client CPU %, silt / nginx |
+|---|---:|---:|---:|
+| PUT 4 KiB | $(lat_cell silt.small.put) | $(lat_cell nginx.small.put) | $(cpu_cell small put) |
+| GET 4 KiB | $(lat_cell silt.small.get) | $(lat_cell nginx.small.get) | $(cpu_cell small get) |
 EOF
 if [ "$LARGE" = 1 ]; then
-	echo "| PUT $large_mib MiB | $(lat_cell silt.large.put) | $(lat_cell nginx.large.put) |"
-	echo "| GET $large_mib MiB | $(lat_cell silt.large.get) | $(lat_cell nginx.large.get) |"
+	echo "| PUT $large_mib MiB | $(lat_cell silt.large.put) | $(lat_cell nginx.large.put) | $(cpu_cell large put) |"
+	echo "| GET $large_mib MiB | $(lat_cell silt.large.get) | $(lat_cell nginx.large.get) | $(cpu_cell large get) |"
 fi
 
 if [ "$LIST1M" = 1 ] && want silt; then
@@ -443,7 +450,8 @@ under a fresh bucket; nginx: the same requests unsigned, \`dav_methods PUT\`,
 \`create_full_put_path on\`, body temp files on the same filesystem, \`sendfile on\`,
 \`access_log off\`, 2 workers, \`keepalive_requests\` unlimited. PUT bodies come from one
 pre-generated buffer; GET bodies are read and dropped, their length checked. Latency runs from
-issuing a request to the last byte of its response. MB = 10^6 bytes. Durability as configured:
+issuing a request to the last byte of its response; client CPU is the load generator's own
+(user + system, % of one core) over the phase. MB = 10^6 bytes. Durability as configured:
 silt \`server${SILT_ARGS:+ $SILT_ARGS}\` defaults; nginx writes through the page cache without
 fsync. Raw output: $BENCH_LOG.
 EOF

@@ -68,7 +68,7 @@ static const struct opt_def opt_defs[] = {
 	{ "unsigned", T_S, OPT_FLAG, OFF(unsigned_req), 0, 0, "plain HTTP PUT/GET /bucket/key, no auth (nginx)" },
 	{ "create-bucket", T_S, OPT_FLAG, OFF(create_bucket), 0, 0, "PUT /bucket first (exists is fine)" },
 	{ "populate", T_S, OPT_INT, OFF(populate), 1, BENCH_S3_MAX_OBJECTS,
-	  "first create N objects of --size under the prefix (e.g. for list)" },
+	  "first create N objects (default 16 B) under the prefix (e.g. for list)" },
 	{ "max-keys", T_S, OPT_INT, OFF(max_keys), 1, 1000, "list: keys per page (default 1000)" },
 	{ "verify", T_S, OPT_FLAG, OFF(verify), 0, 0, "get: compare bodies byte for byte (length is always checked)" },
 };
@@ -145,6 +145,8 @@ void bench_usage(FILE *f)
 		"       latency  send at --rate for min(N/rate, duration) s; send -> ack latency\n"
 		"s3 modes: put, get (the objects a put run left), both (put then get),\n"
 		"       list (ListObjectsV2 pages with continuation tokens; per-page latency)\n"
+		"       keys are <prefix>o00000000, o00000001, ...; client CPU is reported\n"
+		"       so a client-bound figure shows as such\n"
 		"exit status: 0 ok, 1 failed or incomplete run, 2 usage error\n");
 }
 

@@ -111,7 +111,19 @@ struct s3b_run {
 	bool list_end;
 	/* bucket */
 	bool bucket_existed;
+	/* Client CPU over the phase, in percent of one core: near 100 says
+	 * the figures are the client's limit, not the server's. */
+	double cpu_pct;
 };
+
+static int64_t cpu_ns(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
+	       ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
+}
 
 /* ---- endpoint, response head, list page: pure helpers ---- */
 
@@ -1125,6 +1137,7 @@ static void run_phase(struct s3b_run *run, int nconns)
 	}
 	loop_timer_init(&run->cap_timer, on_cap, run);
 	loop_timer_init(&run->progress_timer, on_progress, run);
+	int64_t cpu0 = cpu_ns();
 	run->t_start = bench_now_ns();
 	run->t_last = run->t_start;
 	int64_t left_ms = (run->deadline_ns - run->t_start) / 1000000;
@@ -1137,6 +1150,9 @@ static void run_phase(struct s3b_run *run, int nconns)
 			issue_next(&run->conns[i]);
 		loop_run(run->loop);
 	}
+	int64_t wall = bench_now_ns() - run->t_start;
+	if (wall > 0)
+		run->cpu_pct = 100.0 * (double)(cpu_ns() - cpu0) / (double)wall;
 	if (run->ok == 0)
 		run->t_last = bench_now_ns();
 	for (int i = 0; i < nconns; i++) {
@@ -1181,25 +1197,26 @@ static void report(const struct s3b_run *run, int nconns)
 		printf("s3 list: %" PRId64 " pages, %" PRId64 " keys (max-keys %" PRId64 ") in %.3f s%s\n", run->pages,
 		       run->keys, o->max_keys, secs, tag);
 		printf("  %.1f pages/s  %.0f keys/s  page latency p50 %.3f ms  p99 %.3f ms  max %.3f ms  failures "
-		       "%" PRId64 "\n",
-		       pps, kps, p50, p99, pmax, run->failures);
+		       "%" PRId64 "  client CPU %.0f%%\n",
+		       pps, kps, p50, p99, pmax, run->failures, run->cpu_pct);
 		printf("RESULT target=s3 mode=list max_keys=%" PRId64 " pages=%" PRId64 " keys=%" PRId64
 		       " secs=%.3f pages_per_s=%.1f keys_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f"
-		       " failures=%" PRId64 " complete=%d\n",
-		       o->max_keys, run->pages, run->keys, secs, pps, kps, p50, p99, pmax, run->failures, inc ? 0 : 1);
+		       " failures=%" PRId64 " complete=%d client_cpu_pct=%.0f\n",
+		       o->max_keys, run->pages, run->keys, secs, pps, kps, p50, p99, pmax, run->failures, inc ? 0 : 1,
+		       run->cpu_pct);
 	} else {
 		double ops = secs > 0 ? (double)run->ok / secs : 0;
 		double mbps = secs > 0 ? (double)run->bytes / secs / 1e6 : 0;
 		printf("s3 %s: %" PRId64 " of %" PRId64 " objects x %" PRId64 " B, %d connections, %.3f s%s\n",
 		       run->name, run->ok, run->n, run->size, nconns, secs, tag);
 		printf("  %.1f ops/s  %.2f MB/s  latency p50 %.3f ms  p99 %.3f ms  max %.3f ms  failures %" PRId64
-		       "\n",
-		       ops, mbps, p50, p99, pmax, run->failures);
+		       "  client CPU %.0f%%\n",
+		       ops, mbps, p50, p99, pmax, run->failures, run->cpu_pct);
 		printf("RESULT target=s3 mode=%s size=%" PRId64 " concurrency=%d objects=%" PRId64 " bytes=%" PRId64
 		       " secs=%.3f ops_per_s=%.1f mb_per_s=%.2f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f"
-		       " failures=%" PRId64 " complete=%d\n",
+		       " failures=%" PRId64 " complete=%d client_cpu_pct=%.0f\n",
 		       run->name, run->size, nconns, run->ok, run->bytes, secs, ops, mbps, p50, p99, pmax,
-		       run->failures, inc ? 0 : 1);
+		       run->failures, inc ? 0 : 1, run->cpu_pct);
 	}
 	fflush(stdout);
 }
