@@ -17,9 +17,10 @@
 # and everything started here is killed on exit. nginx (the Debian package)
 # is installed with apt-get if missing; nothing else is.
 #
-# Environment: SILT (binary, default build/silt), SILT_ARGS (extra `silt
-# server` options), S3_PORT/KAFKA_PORT/NGINX_PORT (moved to the next free
-# port if busy), BENCH_LOG (raw output, default /tmp/silt-bench-s3-<date>.log).
+# Environment: SILT (server binary, default build/silt), SILT_ARGS (extra
+# `silt server` options), BENCH_BIN (binary providing `bench s3`, default
+# $SILT), S3_PORT/KAFKA_PORT/NGINX_PORT (moved to the next free port if
+# busy), BENCH_LOG (raw output, default /tmp/silt-bench-s3-<date>.log).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -31,7 +32,7 @@ LARGE=1
 ARGS_GIVEN="$*"
 
 usage() {
-	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
@@ -67,6 +68,7 @@ POP_CAP_S=1800            # populating 1M keys
 SERVER_LIFETIME=7200      # hard bound on each server process
 
 SILT=${SILT:-$ROOT/build/silt}
+BENCH_BIN=${BENCH_BIN:-$SILT}
 S3_PORT=${S3_PORT:-29500}
 KAFKA_PORT=${KAFKA_PORT:-29592}
 NGINX_PORT=${NGINX_PORT:-29580}
@@ -105,12 +107,12 @@ if want nginx && ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-if [ ! -x "$SILT" ]; then
+if [ ! -x "$SILT" ] || [ ! -x "$BENCH_BIN" ]; then
 	log "building build/silt"
 	make -C "$ROOT" -j"$(nproc)" build/silt >/dev/null
 fi
-if ! "$SILT" bench s3 --help >/dev/null 2>&1; then
-	echo "bench_s3.sh: '$SILT bench s3 --help' failed; is the s3 bench target built in?" >&2
+if ! "$BENCH_BIN" bench s3 --help >/dev/null 2>&1; then
+	echo "bench_s3.sh: '$BENCH_BIN bench s3 --help' failed; is the s3 bench target built in?" >&2
 	exit 1
 fi
 
@@ -176,7 +178,7 @@ run() {
 	shift 4
 	local out rc=0 modes m res
 	echo "### $sys $wl run $i: bench s3 $* --duration-s $cap" >>"$BENCH_LOG"
-	out=$(timeout -s TERM $((cap + 60)) "$SILT" bench s3 "$@" --duration-s "$cap" 2>&1) || rc=$?
+	out=$(timeout -s TERM $((cap + 60)) "$BENCH_BIN" bench s3 "$@" --duration-s "$cap" 2>&1) || rc=$?
 	echo "$out" >>"$BENCH_LOG"
 	case " $* " in
 	*" --populate "*) modes=populate ;;
