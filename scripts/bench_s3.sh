@@ -32,7 +32,7 @@ LARGE=1
 ARGS_GIVEN="$*"
 
 usage() {
-	sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
