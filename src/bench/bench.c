@@ -68,7 +68,7 @@ static const struct opt_def opt_defs[] = {
 	{ "unsigned", T_S, OPT_FLAG, OFF(unsigned_req), 0, 0, "plain HTTP PUT/GET /bucket/key, no auth (nginx)" },
 	{ "create-bucket", T_S, OPT_FLAG, OFF(create_bucket), 0, 0, "PUT /bucket first (exists is fine)" },
 	{ "populate", T_S, OPT_INT, OFF(populate), 1, BENCH_S3_MAX_OBJECTS,
-	  "first create N objects (default 16 B) under the prefix (e.g. for list)" },
+	  "first create N objects (default 16 B, 64 connections) under the prefix" },
 	{ "max-keys", T_S, OPT_INT, OFF(max_keys), 1, 1000, "list: keys per page (default 1000)" },
 	{ "verify", T_S, OPT_FLAG, OFF(verify), 0, 0, "get: compare bodies byte for byte (length is always checked)" },
 };
@@ -346,7 +346,8 @@ static int set_opt(struct bench_opts *o, const struct opt_def *d, const char *va
 /* Defaults and combinations of the s3 options that the table cannot
  * express. A combination that would silently do something else than asked
  * is refused. */
-static int s3_check_args(struct bench_opts *o, bool objects_given, bool size_given, char *err, size_t errlen)
+static int s3_check_args(struct bench_opts *o, bool objects_given, bool size_given, bool conc_given, char *err,
+			 size_t errlen)
 {
 	/* Populating is a put of many small objects ahead of a list run; in
 	 * front of a put or get run the two sizes would be one option. */
@@ -356,6 +357,9 @@ static int s3_check_args(struct bench_opts *o, bool objects_given, bool size_giv
 	}
 	if (!size_given)
 		o->size = o->populate ? 16 : 4096;
+	/* Many small PUTs are latency-bound per connection: go wide. */
+	if (!conc_given && o->populate)
+		o->concurrency = 64;
 	if (o->s3_mode == BENCH_S3_LIST && !objects_given)
 		o->objects = BENCH_S3_MAX_OBJECTS;
 	if (bench_s3_parse_endpoint(o->endpoint, o, err, errlen))
@@ -403,7 +407,7 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, char *err, siz
 		snprintf(err, errlen, "unknown target '%s' (kafka, nats, redis or s3)", t);
 		return BENCH_EXIT_USAGE;
 	}
-	bool messages_given = false, objects_given = false, size_given = false;
+	bool messages_given = false, objects_given = false, size_given = false, conc_given = false;
 
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
@@ -457,9 +461,11 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, char *err, siz
 			objects_given = true;
 		if (d->off == OFF(size))
 			size_given = true;
+		if (d->off == OFF(concurrency))
+			conc_given = true;
 	}
 	if (o->target == BENCH_S3)
-		return s3_check_args(o, objects_given, size_given, err, errlen);
+		return s3_check_args(o, objects_given, size_given, conc_given, err, errlen);
 
 	/* In latency mode the run length is the duration; unless N was given,
 	 * send exactly rate x duration messages. */

@@ -90,6 +90,9 @@ TEST(bench_s3_parse_list_and_populate)
 	CHECK(!o.s3_mode_given);
 	REQUIRE(PARSE(&o, err, "bench", "s3", "--populate", "100", "--mode", "list", "--size", "1k") == 0);
 	CHECK_EQ_INT(o.size, 1024);
+	CHECK_EQ_INT(o.concurrency, 64);
+	REQUIRE(PARSE(&o, err, "bench", "s3", "--populate", "100", "--concurrency", "8") == 0);
+	CHECK_EQ_INT(o.concurrency, 8);
 	CHECK_EQ_INT(PARSE(&o, err, "bench", "s3", "--populate", "100", "--mode", "put"), BENCH_EXIT_USAGE);
 	CHECK_EQ_INT(PARSE(&o, err, "bench", "s3", "--populate", "100", "--mode", "both"), BENCH_EXIT_USAGE);
 }
