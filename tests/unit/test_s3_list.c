@@ -37,8 +37,8 @@ static int g_port;
 
 /* Sends one signed request; path and query as they go on the wire
  * (already percent-encoded). */
-static bool req(const char *method, const char *path, const char *query, const void *body, size_t blen,
-		struct resp *out)
+static bool req_x(const char *method, const char *path, const char *query, const char *copy_src,
+		  const char *copy_range, const void *body, size_t blen, struct resp *out)
 {
 	memset(out, 0, sizeof(*out));
 	char host[32], date[17], ph[65];
@@ -47,13 +47,18 @@ static bool req(const char *method, const char *path, const char *query, const v
 	uint8_t dig[S3_CKSUM_MAX_DIGEST];
 	s3_cksum_buf(S3_CKSUM_SHA256, body ? body : "", blen, dig);
 	s3_hex_encode(dig, 32, ph);
-	struct s3_hdr hs[] = {
+	struct s3_hdr hs[5] = {
 		{ "host", 4, host, strlen(host) },
 		{ "x-amz-date", 10, date, strlen(date) },
 		{ "x-amz-content-sha256", 20, ph, 64 },
 	};
+	size_t nh = 3;
+	if (copy_src)
+		hs[nh++] = (struct s3_hdr){ "x-amz-copy-source", 17, copy_src, strlen(copy_src) };
+	if (copy_range)
+		hs[nh++] = (struct s3_hdr){ "x-amz-copy-source-range", 23, copy_range, strlen(copy_range) };
 	struct s3_sign_req sr = {
-		.method = method, .path = path, .query = query, .hdrs = hs, .nhdrs = 3,
+		.method = method, .path = path, .query = query, .hdrs = hs, .nhdrs = nh,
 		.access_key = AK, .secret = SK, .region = "us-east-1", .amz_date = date, .payload_hash = ph,
 	};
 	struct wbuf auth, w;
@@ -68,7 +73,12 @@ static bool req(const char *method, const char *path, const char *query, const v
 			 "%s %s%s%s HTTP/1.1\r\nHost: %s\r\nx-amz-date: %s\r\nx-amz-content-sha256: %s\r\n"
 			 "Authorization: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
 			 method, path, query ? "?" : "", query ? query : "", host, date, ph, (char *)auth.p, blen);
-	wbuf_put(&w, line, (size_t)n);
+	wbuf_put(&w, line, (size_t)n - 2);
+	for (size_t i = 3; i < nh; i++) {
+		n = snprintf(line, sizeof(line), "%s: %s\r\n", hs[i].name, hs[i].value);
+		wbuf_put(&w, line, (size_t)n);
+	}
+	wbuf_put(&w, "\r\n", 2);
 	if (blen)
 		wbuf_put(&w, body, blen);
 	wbuf_destroy(&auth);
@@ -112,6 +122,18 @@ static bool req(const char *method, const char *path, const char *query, const v
 	out->body = strndup(eoh + 4, out->body_len);
 	wbuf_destroy(&in);
 	return true;
+}
+
+static bool req(const char *method, const char *path, const char *query, const void *body, size_t blen,
+		struct resp *out)
+{
+	return req_x(method, path, query, NULL, NULL, body, blen, out);
+}
+
+static bool req_hdrs(const char *method, const char *path, const char *query, const char *copy_src,
+		     const char *copy_range, struct resp *out)
+{
+	return req_x(method, path, query, copy_src, copy_range, NULL, 0, out);
 }
 
 /* The text of the first <tag>...</tag> after `from` in s, copied into out. */
@@ -321,6 +343,56 @@ TEST(s3_list_objects_and_multipart)
 	REQUIRE(req("DELETE", "/lbk/m", q, NULL, 0, &r));
 	CHECK(r.status == 404 && strstr(r.body, "NoSuchUpload"));
 	resp_free(&r);
+
+	/* A two-part object (5 MiB + 4 bytes), then UploadPartCopy of a range
+	 * across the part boundary: the new part's ETag is the range's MD5. */
+	size_t big = 5u << 20;
+	char *data = xmalloc(big + 4);
+	for (size_t i = 0; i < big + 4; i++)
+		data[i] = (char)('a' + (i * 7 + i / 1000) % 26);
+	REQUIRE(req("POST", "/lbk/two", "uploads=", NULL, 0, &r) && r.status == 200);
+	xml_get(r.body, "UploadId", uid, sizeof(uid));
+	resp_free(&r);
+	char e1[64] = "", e2[64] = "";
+	snprintf(q, sizeof(q), "partNumber=1&uploadId=%s", uid);
+	REQUIRE(req("PUT", "/lbk/two", q, data, big, &r) && r.status == 200);
+	const char *eh = strcasestr(r.head, "ETag: ");
+	if (eh)
+		snprintf(e1, sizeof(e1), "%.34s", eh + 6);
+	resp_free(&r);
+	snprintf(q, sizeof(q), "partNumber=2&uploadId=%s", uid);
+	REQUIRE(req("PUT", "/lbk/two", q, data + big, 4, &r) && r.status == 200);
+	eh = strcasestr(r.head, "ETag: ");
+	if (eh)
+		snprintf(e2, sizeof(e2), "%.34s", eh + 6);
+	resp_free(&r);
+	char doc[512];
+	snprintf(doc, sizeof(doc),
+		 "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>%s</ETag></Part>"
+		 "<Part><PartNumber>2</PartNumber><ETag>%s</ETag></Part></CompleteMultipartUpload>",
+		 e1, e2);
+	snprintf(q, sizeof(q), "uploadId=%s", uid);
+	REQUIRE(req("POST", "/lbk/two", q, doc, strlen(doc), &r) && r.status == 200);
+	CHECK(xml_get(r.body, "ETag", v, sizeof(v)) && strstr(v, "-2&quot;") != NULL);
+	resp_free(&r);
+	REQUIRE(req("POST", "/lbk/cp", "uploads=", NULL, 0, &r) && r.status == 200);
+	xml_get(r.body, "UploadId", uid, sizeof(uid));
+	resp_free(&r);
+	snprintf(q, sizeof(q), "partNumber=1&uploadId=%s", uid);
+	struct resp cr;
+	REQUIRE(req_hdrs("PUT", "/lbk/cp", q, "/lbk/two", "bytes=5242000-5242883", &cr));
+	CHECK_EQ_INT(cr.status, 200);
+	char want[64], hex[33];
+	uint8_t dg[S3_CKSUM_MAX_DIGEST];
+	s3_cksum_buf(S3_CKSUM_MD5, data + 5242000, 884, dg);
+	s3_hex_encode(dg, 16, hex);
+	snprintf(want, sizeof(want), "&quot;%s&quot;", hex);
+	CHECK(cr.body && xml_get(cr.body, "ETag", v, sizeof(v)) && strcmp(v, want) == 0);
+	resp_free(&cr);
+	REQUIRE(req_hdrs("PUT", "/lbk/cp", q, "lbk/two", "bytes=0-5242884", &cr));
+	CHECK(cr.status == 400 && strstr(cr.body, "InvalidArgument"));
+	resp_free(&cr);
+	free(data);
 
 	/* Abort answers 204. */
 	REQUIRE(req("POST", "/lbk/m2", "uploads=", NULL, 0, &r) && r.status == 200);
