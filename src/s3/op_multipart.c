@@ -633,6 +633,13 @@ static void complete_body(struct s3req *r, const struct s3body_digest *d)
 	char etag[S3META_ETAG_SIZE + 4];
 	snprintf(etag, sizeof(etag), "\"%s\"", out.etag);
 	s3_xw_elem(&w, "ETag", etag);
+	/* The composite checksum, when the upload had an algorithm and every
+	 * part a value: read back from the version just stored. */
+	struct s3meta_obj o;
+	if (s3meta_object_get(r->svc->meta, r->bucket, r->key, out.version_id[0] ? out.version_id : NULL, &o) == 0 &&
+	    o.etag && strcmp(o.etag, out.etag) == 0)
+		cksum_elem(&w, o.cksum_algo, o.cksum_value);
+	s3meta_obj_destroy(&o);
 	s3_xw_close(&w, "CompleteMultipartUploadResult");
 	s3_respond_xml(r, 200, &b);
 }
