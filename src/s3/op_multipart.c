@@ -314,77 +314,6 @@ void s3op_upload_part(struct s3req *r)
 
 /* ---- UploadPartCopy ---------------------------------------------------------- */
 
-struct copy_src {
-	const char *bucket, *key, *version;
-};
-
-/* x-amz-copy-source: "[/]bucket/key[?versionId=id]", key URL-encoded. */
-static bool parse_copy_source(struct s3req *r, struct copy_src *cs)
-{
-	const char *raw = s3_header(r, "x-amz-copy-source");
-	memset(cs, 0, sizeof(*cs));
-	if (!raw)
-		goto bad;
-	size_t n = strlen(raw);
-	const char *q = memchr(raw, '?', n);
-	size_t pathlen = q ? (size_t)(q - raw) : n;
-	if (q) {
-		const char *v = q + 1;
-		if (strncmp(v, "versionId=", 10) != 0)
-			goto bad;
-		v += 10;
-		char *vid = http_req_alloc(r->h, strlen(v) + 1);
-		size_t vl = s3_url_decode(v, strlen(v), vid);
-		vid[vl] = '\0';
-		if (vl == 0 || memchr(vid, 0, vl))
-			goto bad;
-		cs->version = vid;
-	}
-	char *dec = http_req_alloc(r->h, pathlen + 1);
-	size_t dl = s3_url_decode(raw, pathlen, dec);
-	dec[dl] = '\0';
-	if (memchr(dec, 0, dl))
-		goto bad;
-	char *p = dec;
-	if (*p == '/')
-		p++;
-	char *slash = strchr(p, '/');
-	if (!slash || slash == p || !slash[1])
-		goto bad;
-	*slash = '\0';
-	cs->bucket = p;
-	cs->key = slash + 1;
-	return true;
-bad:
-	s3_error(r, 400, "InvalidArgument",
-		 "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
-	return false;
-}
-
-/* x-amz-copy-source-if-* against the source; false after answering 412. */
-static bool copy_preconditions(struct s3req *r, const struct s3meta_obj *o)
-{
-	const char *im = s3_header(r, "x-amz-copy-source-if-match");
-	const char *inm = s3_header(r, "x-amz-copy-source-if-none-match");
-	const char *ims = s3_header(r, "x-amz-copy-source-if-modified-since");
-	const char *ius = s3_header(r, "x-amz-copy-source-if-unmodified-since");
-	char q[S3META_ETAG_SIZE + 4];
-	snprintf(q, sizeof(q), "\"%s\"", o->etag ? o->etag : "");
-	bool fail = false;
-	if (im && strcmp(im, "*") != 0 && strcmp(im, q) != 0 && strcmp(im, o->etag ? o->etag : "") != 0)
-		fail = true;
-	if (inm && (strcmp(inm, "*") == 0 || strcmp(inm, q) == 0 || strcmp(inm, o->etag ? o->etag : "") == 0))
-		fail = true;
-	int64_t t;
-	if (!im && ius && s3_auth_parse_time(ius, strlen(ius), false, &t) == 0 && o->mtime_ms / 1000 > t)
-		fail = true;
-	if (!inm && ims && s3_auth_parse_time(ims, strlen(ims), false, &t) == 0 && o->mtime_ms / 1000 <= t)
-		fail = true;
-	if (fail)
-		s3_error(r, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
-	return !fail;
-}
-
 /* x-amz-copy-source-range "bytes=first-last" within size; false after
  * answering. Absent: the whole object. */
 static bool copy_range(struct s3req *r, int64_t size, int64_t *off, int64_t *len)
@@ -508,37 +437,23 @@ static void copy_on_abort(struct s3req *r)
 void s3op_upload_part_copy(struct s3req *r)
 {
 	int pn;
-	struct copy_src cs;
-	if (!part_number(r, &pn) || !parse_copy_source(r, &cs) || !s3_bucket_check(r))
+	if (!part_number(r, &pn) || !s3_bucket_check(r))
 		return;
 	struct part_op *op = part_op_new(r);
 	op->part = pn;
 	op->upload_id = upload_id(r);
 	if (!upload_head(r, op->upload_id, op->algo, sizeof(op->algo)))
 		return;
-	/* The caller must own the source bucket too. */
+	/* Source parsing, ownership and x-amz-copy-source-if-* as CopyObject
+	 * does them. */
 	struct s3meta_bucket sb;
-	int rc = s3meta_bucket_head(r->svc->meta, cs.bucket, &sb);
-	if (rc != 0) {
-		s3_error_meta(r, rc);
-		return;
-	}
-	if (strcmp(sb.owner, r->user) != 0) {
-		s3_error(r, 403, "AccessDenied", "Access Denied");
-		return;
-	}
 	struct s3meta_obj o;
-	rc = s3meta_object_get(r->svc->meta, cs.bucket, cs.key, cs.version, &o);
-	if (rc != 0) {
-		if (rc == -S3META_EMETHODNOTALLOWED)
-			s3_error(r, 400, "InvalidRequest", "The source of a copy request may not specifically refer to a delete marker by version id.");
-		else
-			s3_error_meta(r, rc);
-		s3meta_obj_destroy(&o);
+	const char *src_key;
+	if (!s3_copy_source(r, &sb, &o, &src_key))
 		return;
-	}
+	int rc;
 	int64_t off, len;
-	if (!copy_preconditions(r, &o) || !copy_range(r, o.size, &off, &len)) {
+	if (!copy_range(r, o.size, &off, &len)) {
 		s3meta_obj_destroy(&o);
 		return;
 	}
