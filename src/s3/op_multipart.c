@@ -198,7 +198,6 @@ struct part_op {
 	bool have_md5, have_ck;
 	int64_t size, done;
 	const char *src_version;         /* x-amz-copy-source-version-id, or NULL */
-	uint8_t *src_loc;                /* the source's locator: the get reads it until closed */
 	bool aborted;
 };
 
@@ -211,7 +210,6 @@ static void part_op_free(struct s3req *r)
 		s3route_put_abort(op->put);
 	if (op->get)
 		s3route_get_close(op->get);
-	free(op->src_loc);
 	if (op->have_md5)
 		s3_cksum_destroy(&op->md5);
 	if (op->have_ck)
@@ -467,9 +465,7 @@ void s3op_upload_part_copy(struct s3req *r)
 		op->src_version = http_req_strndup(r->h, o.version_id, strlen(o.version_id));
 	op->size = len;
 	if (len > 0) {
-		op->src_loc = xmalloc(o.locator_len);
-		memcpy(op->src_loc, o.locator, o.locator_len);
-		rc = s3route_get_open(r->svc->route, op->src_loc, o.locator_len, (uint64_t)off, (uint64_t)len,
+		rc = s3route_get_open(r->svc->route, o.locator, o.locator_len, (uint64_t)off, (uint64_t)len,
 				      &op->get);
 		if (rc != 0) {
 			op->get = NULL;

@@ -21,6 +21,7 @@ struct s3route_get {
 	/* Parts still to read: for a multipart locator, the iterator; the
 	 * requested range in object coordinates. */
 	struct s3meta_mploc_iter it;
+	uint8_t *loc;        /* our copy of the locator: the iterator walks it lazily */
 	bool multipart;
 	const uint8_t *single;
 	size_t single_len;
@@ -116,13 +117,18 @@ int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint
 	uint64_t nparts;
 	struct dn_oid oid;
 	if (loclen > 0 && loc[0] == 'M') {
-		if (!s3meta_mploc_init(&g->it, loc, loclen, &nparts)) {
+		g->loc = xmalloc(loclen);
+		memcpy(g->loc, loc, loclen);
+		if (!s3meta_mploc_init(&g->it, g->loc, loclen, &nparts)) {
+			free(g->loc);
 			free(g);
 			return -SILT_ECORRUPT;
 		}
 		g->multipart = true;
 	} else if (parse_single(loc, loclen, &oid)) {
-		g->single = loc;
+		g->loc = xmalloc(loclen);
+		memcpy(g->loc, loc, loclen);
+		g->single = g->loc;
 		g->single_len = loclen;
 	} else {
 		free(g);
@@ -201,6 +207,7 @@ void s3route_get_close(struct s3route_get *g)
 		datanode_piece_release(&g->piece);
 	if (g->cur)
 		datanode_get_close(g->cur);
+	free(g->loc);
 	free(g);
 }
 
