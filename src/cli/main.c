@@ -12,7 +12,9 @@
 #include "s3/service.h"
 #include "s3meta/s3meta.h"
 
+#include <fcntl.h>
 #include <getopt.h>
+#include <sys/file.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -104,6 +106,31 @@ static void *hk_main(void *arg)
 	loop_timer_start(hk->loop, &hk->tick, 100);
 	loop_run(hk->loop);
 	return NULL;
+}
+
+/* One server per data directory: a second one would recover the first's
+ * live segments as if they were torn. Kafka refuses the same way (.lock).
+ * The lock lives as long as the returned fd. */
+static int lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	int rc = mkdir_p(dir, 0755);
+	if (rc != 0) {
+		log_error("silt", "cannot create %s: %s", dir, silt_strerror(rc));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("silt", "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		log_error("silt", "%s is in use by another silt process (%s is locked)", dir, path);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int cmd_server(int argc, char **argv)
@@ -214,29 +241,39 @@ static int cmd_server(int argc, char **argv)
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* Signals are caught from the start: a SIGTERM during recovery or
+	 * startup still ends in a clean shutdown once startup is done. */
+	struct housekeeping hk = { 0 };
+	hk.loop = loop_new();
+	hk.interval = kc->log_retention_check_interval_ms;
+	hk.next_retention = mono_ms() + SILT_MIN(hk.interval, 1000);
+	loop_timer_init(&hk.tick, hk_tick, &hk);
+	g_hk_loop = hk.loop;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 
+	int exit_code = 1, lock_fd = -1, rc;
+	bool broker_open = false, groups_open = false;
+	struct kserver *srv = NULL;
 	log_info("silt", "silt %s starting: data in %s, %d network threads", version, kc->data_dir,
 		 kc->nthreads);
-	int rc = kbroker_open(kc);
-	if (rc != 0)
-		return 1;
-	rc = kgroup_init(kc->data_dir);
-	if (rc != 0) {
+	if ((lock_fd = lock_data_dir(kc->data_dir)) < 0)
+		goto out;
+	if (kbroker_open(kc) != 0)
+		goto out;
+	broker_open = true;
+	if ((rc = kgroup_init(kc->data_dir)) != 0) {
 		log_error("silt", "cannot load consumer group offsets: %s", silt_strerror(rc));
-		kbroker_close();
-		return 1;
+		goto out;
 	}
+	groups_open = true;
 	if (kc->fsync_acks)
 		kbroker_flusher_start();
-	struct kserver *srv = NULL;
-	rc = kserver_start(kc->kafka_host, kc->kafka_port, kc->nthreads, &srv);
-	if (rc != 0) {
+	if ((rc = kserver_start(kc->kafka_host, kc->kafka_port, kc->nthreads, &srv)) != 0) {
 		log_error("silt", "cannot listen on %s:%d: %s", kc->kafka_host, kc->kafka_port,
 			  silt_strerror(rc));
-		kbroker_flusher_stop();
-		kgroup_shutdown();
-		kbroker_close();
-		return 1;
+		goto out;
 	}
 	log_info("kafka", "listening on %s:%d", kc->kafka_host, kc->kafka_port);
 	if (sconf.s3_enabled) {
@@ -250,14 +287,8 @@ static int cmd_server(int argc, char **argv)
 			.domain = sconf.s3_domain,
 			.region = sconf.s3_region,
 		};
-		rc = s3svc_start(&s3c, &g_s3);
-		if (rc != 0) {
-			kserver_stop(srv);
-			kbroker_flusher_stop();
-			kgroup_shutdown();
-			kbroker_close();
-			return 1;
-		}
+		if (s3svc_start(&s3c, &g_s3) != 0)
+			goto out;
 		log_info("s3", "listening on %s:%d (path style, and virtual hosts under %s)", sconf.s3_host,
 			 sconf.s3_port, sconf.s3_domain);
 		log_info("s3", "root credentials: access key %s, secret key %s%s", sconf.root_user,
@@ -265,30 +296,27 @@ static int cmd_server(int argc, char **argv)
 			 sconf.root_from_default ? " (the defaults: set s3.root.user/s3.root.password or "
 						   "SILT_ROOT_USER/SILT_ROOT_PASSWORD)" : "");
 	}
-
-	struct housekeeping hk = { 0 };
-	hk.loop = loop_new();
-	hk.interval = kc->log_retention_check_interval_ms;
-	hk.next_retention = mono_ms() + SILT_MIN(hk.interval, 1000);
-	loop_timer_init(&hk.tick, hk_tick, &hk);
-	g_hk_loop = hk.loop;
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 	if (g_stop)
 		loop_stop(hk.loop);
 	hk_main(&hk);
-
 	log_info("silt", "shutting down");
+	exit_code = 0;
+out:
 	s3svc_stop(g_s3);
 	g_s3 = NULL;
 	kserver_stop(srv);
 	kbroker_flusher_stop();
-	kgroup_shutdown();
-	kbroker_close();
+	if (groups_open)
+		kgroup_shutdown();
+	if (broker_open)
+		kbroker_close();
+	g_hk_loop = NULL;
 	loop_free(hk.loop);
-	log_info("silt", "stopped cleanly");
-	return 0;
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (exit_code == 0)
+		log_info("silt", "stopped cleanly");
+	return exit_code;
 }
 
 static void user_usage(FILE *f)
