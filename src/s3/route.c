@@ -39,6 +39,7 @@ struct s3route_get {
 	/* Parts still to read: for a multipart locator, the iterator; the
 	 * requested range in object coordinates. */
 	struct s3meta_mploc_iter it;
+	uint8_t *loc;        /* our copy of the locator: the iterator walks it lazily */
 	bool multipart;
 	const uint8_t *single;
 	size_t single_len;
@@ -224,7 +225,10 @@ int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint
 	uint64_t nparts;
 	struct dn_oid oid;
 	if (loclen > 0 && loc[0] == 'M') {
-		if (!s3meta_mploc_init(&g->it, loc, loclen, &nparts) || nparts > 100000) {
+		g->loc = xmalloc(loclen);
+		memcpy(g->loc, loc, loclen);
+		if (!s3meta_mploc_init(&g->it, g->loc, loclen, &nparts) || nparts > 100000) {
+			free(g->loc);
 			free(g);
 			return -SILT_ECORRUPT;
 		}
@@ -240,7 +244,9 @@ int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint
 			if (parse_single(ploc, plen, &g->held[g->nheld]))
 				hold(rt, &g->held[g->nheld++]);
 	} else if (parse_single(loc, loclen, &oid)) {
-		g->single = loc;
+		g->loc = xmalloc(loclen);
+		memcpy(g->loc, loc, loclen);
+		g->single = g->loc;
 		g->single_len = loclen;
 		g->held = xmalloc(sizeof(*g->held));
 		g->held[0] = oid;
@@ -326,6 +332,7 @@ void s3route_get_close(struct s3route_get *g)
 	for (size_t i = 0; i < g->nheld; i++)
 		release(g->rt, &g->held[i]);
 	free(g->held);
+	free(g->loc);
 	free(g);
 }
 

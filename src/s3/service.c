@@ -788,6 +788,17 @@ bool s3_bucket_check(struct s3req *r)
 	return true;
 }
 
+void s3_locs_release(struct s3svc *svc, struct s3meta_locs *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		int rc = s3route_free(svc->route, l->v[i].p, l->v[i].len);
+		if (rc != 0 && rc != -SILT_ENOENT)
+			log_warn("s3", "cannot free object data (%zu-byte locator): %s", l->v[i].len,
+				 silt_strerror(rc));
+	}
+	s3meta_locs_destroy(l);
+}
+
 static uint64_t g_reqno;
 static int g_nstreams;
 
@@ -977,11 +988,42 @@ void s3svc_stop(struct s3svc *s)
 	free(s);
 }
 
+#define MPU_REAP_INTERVAL_MS 10000
+#define MPU_REAP_BATCH 16
+
+/* Aborts a few multipart uploads nobody finished within the expiry and
+ * frees their parts' data. A few per pass, so one pass stays short; a
+ * backlog drains over the following passes. */
+static void reap_uploads(struct s3svc *s)
+{
+	int64_t age = s->conf.mpu_expire_ms > 0 ? s->conf.mpu_expire_ms : S3SVC_MPU_EXPIRE_MS;
+	struct s3meta_list l;
+	int rc = s3meta_mpu_list_abandoned(s->meta, age, MPU_REAP_BATCH, &l);
+	if (rc != 0) {
+		log_warn("s3", "cannot list abandoned uploads: %s", s3meta_errinfo(rc)->message);
+		return;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const struct s3meta_entry *e = &l.v[i];
+		struct s3meta_locs freed = { 0 };
+		rc = s3meta_mpu_abort(s->meta, e->bucket, e->key, e->upload_id, &freed);
+		if (rc == 0) {
+			log_info("s3", "aborted abandoned upload %s of /%s/%s (%zu parts)", e->upload_id, e->bucket,
+				 e->key, freed.n);
+			s3_locs_release(s, &freed);
+		} else if (rc != -S3META_ENOSUCHUPLOAD) {
+			log_warn("s3", "cannot abort abandoned upload %s of /%s/%s: %s", e->upload_id, e->bucket,
+				 e->key, s3meta_errinfo(rc)->message);
+		}
+	}
+	s3meta_list_destroy(&l);
+}
+
 /* Background duties: reclaim abandoned multipart uploads' parts, compact
  * data-node volumes, checkpoint the metadata WAL. Housekeeping thread. */
 void s3svc_housekeeping(struct s3svc *s, int64_t now)
 {
-	static int64_t next_gc, next_ckpt, next_users;
+	static int64_t next_gc, next_ckpt, next_users, next_mpu;
 	if (now >= next_ckpt) {
 		next_ckpt = now + 1000;
 		s3meta_checkpoint(s->meta);
@@ -990,6 +1032,10 @@ void s3svc_housekeeping(struct s3svc *s, int64_t now)
 		/* Users added by `silt user` in another process. */
 		next_users = now + 2000;
 		s3meta_users_reload(s->meta);
+	}
+	if (now >= next_mpu) {
+		next_mpu = now + MPU_REAP_INTERVAL_MS;
+		reap_uploads(s);
 	}
 	if (now >= next_gc) {
 		next_gc = now + 30000;

@@ -43,7 +43,11 @@ struct s3svc_conf {
 	const char *root_password;
 	const char *domain;  /* virtual-host suffix: "<bucket>.<domain>" (default "localhost") */
 	const char *region;  /* what GetBucketLocation reports (default "us-east-1") */
+	int64_t mpu_expire_ms; /* abandoned multipart uploads are aborted after this; 0 = S3SVC_MPU_EXPIRE_MS */
 };
+
+/* Multipart uploads older than this are reclaimed by housekeeping. */
+#define S3SVC_MPU_EXPIRE_MS (24ll * 3600 * 1000)
 
 struct s3svc {
 	struct s3svc_conf conf;
@@ -171,6 +175,10 @@ const char *s3_query(struct s3req *r, const char *name, bool *present);
 /* RFC 7231 date for Last-Modified etc., and ISO 8601 for XML. */
 void s3_http_date(int64_t ms, char out[40]);
 void s3_iso_date(int64_t ms, char out[40]);
+/* Frees the data of every locator in l (what a metadata call reported as
+ * unreachable) and destroys l. Failures are logged, not returned: the bytes
+ * are then garbage the data node's GC cannot see, never data loss. */
+void s3_locs_release(struct s3svc *svc, struct s3meta_locs *l);
 /* HTTP date (IMF-fixdate, RFC 850 or asctime) to ms since the epoch. */
 bool s3_parse_http_date(const char *s, int64_t *ms);
 /* Starts a streamed response of len bytes (common headers added, status
