@@ -462,19 +462,23 @@ static int write_head(struct kconn *c, struct kreq *req)
 	return 1;
 }
 
+/* Sends every finished response at the head of the queue, in order. A
+ * connection marked closing (a malformed request) still gets the answers to
+ * the requests before it, then closes at the first one still pending --
+ * which is cancelled -- rather than keep a socket it no longer reads. */
 static void conn_flush(struct kconn *c)
 {
 	while (c->q_head && (c->q_head->state == RS_DONE || c->q_head->state == RS_NORESP)) {
 		struct kreq *req = c->q_head;
-		if (req->state == RS_DONE && !c->closing) {
+		if (req->state == RS_DONE) {
 			int rc = write_head(c, req);
 			if (rc < 0) {
 				conn_close(c, strerror(errno));
 				return;
 			}
 			if (rc == 0) {
-				loop_io_mod(c->kl->loop, &c->io,
-					    (c->read_paused ? 0 : LOOP_READ) | LOOP_WRITE);
+				int want = c->closing || c->read_paused ? 0 : LOOP_READ;
+				loop_io_mod(c->kl->loop, &c->io, want | LOOP_WRITE);
 				return;
 			}
 		}
@@ -485,12 +489,10 @@ static void conn_flush(struct kconn *c)
 		c->nq--;
 		kreq_free(req);
 	}
-	if (c->closing && !c->q_head) {
+	if (c->closing) {
 		conn_close(c, NULL);
 		return;
 	}
-	if (c->closing)
-		return;
 	if (c->read_paused && c->nq < MAX_QUEUED_PER_CONN / 2) {
 		c->read_paused = false;
 		/* Frames may already be staged; parse them before reading more. */
