@@ -1042,3 +1042,8 @@ void s3svc_housekeeping(struct s3svc *s, int64_t now)
 		s3route_gc(s->route, 0.5, 256u << 20);
 	}
 }
+
+int s3svc_space(struct s3svc *s, uint64_t *used, uint64_t *reclaimable)
+{
+	return s3route_space(s->route, used, reclaimable);
+}

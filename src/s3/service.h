@@ -201,6 +201,8 @@ bool s3_copy_source(struct s3req *r, struct s3meta_bucket *src_bucket, struct s3
 /* Lifecycle, from the CLI. */
 int s3svc_start(const struct s3svc_conf *conf, struct s3svc **out);
 void s3svc_stop(struct s3svc *s);
+/* Bytes of volume files, and bytes GC could reclaim from sealed volumes. */
+int s3svc_space(struct s3svc *s, uint64_t *used, uint64_t *reclaimable);
 /* Background duties (abandoned uploads, GC, checkpoints); housekeeping thread. */
 void s3svc_housekeeping(struct s3svc *s, int64_t now_ms);
 
