@@ -62,12 +62,25 @@ unit: $(B)/unit_tests
 unit-asan: $(B)/unit_tests_asan
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(B)/unit_tests_asan
 
-# libFuzzer targets: each tests/fuzz/fuzz_X.c runs for FUZZ_SECONDS on its corpus.
+# libFuzzer targets: the library is built once with fuzzer instrumentation,
+# then each tests/fuzz/fuzz_X.c links against it and runs for FUZZ_SECONDS on
+# its corpus (tests/fuzz/corpus/fuzz_X plus what it finds in build/corpus/).
 FUZZ_SECONDS ?= 20
-$(B)/fuzz/%: tests/fuzz/%.c $(SRC_LIB)
+FUZZ_CFLAGS := -std=c17 -g -O1 -Isrc -D_GNU_SOURCE -pthread -fsanitize=address,undefined
+FOBJ_LIB := $(SRC_LIB:%.c=$(B)/fuzzobj/%.o)
+$(B)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c17 -g -O1 -Isrc -D_GNU_SOURCE -pthread -fsanitize=fuzzer,address,undefined \
-		-o $@ $< $(SRC_LIB) $(LIBS)
+	@echo "  CC fuzz $<"
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(B)/libsilt_fuzz.a: $(FOBJ_LIB)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(B)/fuzz/%: tests/fuzz/%.c $(B)/libsilt_fuzz.a
+	@mkdir -p $(dir $@)
+	@echo "  LINK    $@"
+	$(Q)clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(B)/libsilt_fuzz.a $(LIBS)
 
 fuzz: $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 	@for f in $^; do n=$$(basename $$f); mkdir -p $(B)/corpus/$$n; \

@@ -8,7 +8,7 @@ mode=${1:-run}
 build_pkgs=(gcc make pkg-config libssl-dev libisal-dev libsqlite3-dev zlib1g-dev libzstd-dev
 	liblz4-dev libsnappy-dev libcurl4-openssl-dev libcjson-dev libexpat1-dev librdkafka-dev
 	libnats-dev libhiredis-dev)
-test_pkgs=(clang libclang-rt-14-dev kcat python3-confluent-kafka python3-kafka nodejs npm
+test_pkgs=(clang libclang-rt-14-dev kcat python3-confluent-kafka python3-kafka python3-snappy python3-lz4 python3-zstandard nodejs npm
 	procps psmisc awscli python3-boto3 s3cmd rclone)
 
 pkgs=("${build_pkgs[@]}")

@@ -11,12 +11,14 @@
  * targets an option applies to; giving an option to a target that would
  * silently ignore it is a usage error, since a benchmark that quietly ran
  * with other settings than asked is worse than one that did not run. */
-enum opt_kind { OPT_STR, OPT_INT, OPT_BYTES, OPT_FLAG, OPT_MODE, OPT_ACKS, OPT_COMP, OPT_SET };
+enum opt_kind { OPT_STR, OPT_INT, OPT_BYTES, OPT_FLAG, OPT_MODE, OPT_ACKS, OPT_COMP, OPT_SET, OPT_S3MODE,
+	OPT_STRZ /* a string that may be empty */ };
 
 #define T_K (1u << BENCH_KAFKA)
 #define T_N (1u << BENCH_NATS)
 #define T_R (1u << BENCH_REDIS)
 #define T_ALL (T_K | T_N | T_R)
+#define T_S (1u << BENCH_S3)
 
 struct opt_def {
 	const char *name;
@@ -33,7 +35,7 @@ static const struct opt_def opt_defs[] = {
 	{ "mode", T_ALL, OPT_MODE, OFF(mode), 0, 0, "produce|consume|latency (default produce)" },
 	{ "messages", T_ALL, OPT_INT, OFF(messages), 1, BENCH_MAX_MESSAGES, "N messages (default 1000000)" },
 	{ "size", T_ALL, OPT_BYTES, OFF(size), 1, BENCH_MAX_SIZE, "bytes per message, k/m suffix ok (default 100)" },
-	{ "duration-s", T_ALL, OPT_INT, OFF(duration_s), 1, BENCH_MAX_DURATION_S, "wall-clock cap in seconds (default 120)" },
+	{ "duration-s", T_ALL | T_S, OPT_INT, OFF(duration_s), 1, BENCH_MAX_DURATION_S, "wall-clock cap in seconds (default 120)" },
 	{ "rate", T_ALL, OPT_INT, OFF(rate), 1, 10000000, "latency mode: messages per second (default 10000)" },
 	{ "topic", T_ALL, OPT_STR, OFF(topic), 0, 0, "topic / NATS subject+stream / Redis key (default silt-bench)" },
 	{ "brokers", T_K, OPT_STR, OFF(brokers), 0, 0, "bootstrap servers (default 127.0.0.1:9092)" },
@@ -49,6 +51,26 @@ static const struct opt_def opt_defs[] = {
 	{ "port", T_R, OPT_INT, OFF(port), 1, 65535, "Redis port (default 6379)" },
 	{ "window", T_N | T_R, OPT_INT, OFF(window), 1, 1000000,
 	  "in-flight publishes / pipeline depth / fetch batch (default 1000)" },
+	/* s3: a name may appear again with another target mask (mode, size);
+	 * the parser takes the entry that applies to the target. */
+	{ "endpoint", T_S, OPT_STR, OFF(endpoint), 0, 0, "http://host[:port] (default http://127.0.0.1:9000)" },
+	{ "bucket", T_S, OPT_STR, OFF(bucket), 0, 0, "bucket (default silt-bench)" },
+	{ "objects", T_S, OPT_INT, OFF(objects), 1, BENCH_S3_MAX_OBJECTS,
+	  "N objects to put/get; list: stop after N keys (default 1000; list: all)" },
+	{ "size", T_S, OPT_BYTES, OFF(size), 0, BENCH_S3_MAX_SIZE, "bytes per object, k/m/g suffix ok (default 4k)" },
+	{ "concurrency", T_S, OPT_INT, OFF(concurrency), 1, BENCH_S3_MAX_CONCURRENCY,
+	  "connections, one request in flight each (default 16)" },
+	{ "mode", T_S, OPT_S3MODE, 0, 0, 0, "put|get|both|list (default both; none with --populate)" },
+	{ "prefix", T_S, OPT_STRZ, OFF(prefix), 0, 0, "key prefix (default bench/)" },
+	{ "access-key", T_S, OPT_STR, OFF(access_key), 0, 0, "SigV4 access key (default siltadmin)" },
+	{ "secret-key", T_S, OPT_STR, OFF(secret_key), 0, 0, "SigV4 secret key (default siltadmin)" },
+	{ "region", T_S, OPT_STR, OFF(region), 0, 0, "SigV4 region (default us-east-1)" },
+	{ "unsigned", T_S, OPT_FLAG, OFF(unsigned_req), 0, 0, "plain HTTP PUT/GET /bucket/key, no auth (nginx)" },
+	{ "create-bucket", T_S, OPT_FLAG, OFF(create_bucket), 0, 0, "PUT /bucket first (exists is fine)" },
+	{ "populate", T_S, OPT_INT, OFF(populate), 1, BENCH_S3_MAX_OBJECTS,
+	  "first create N objects (default 16 B, 64 connections) under the prefix" },
+	{ "max-keys", T_S, OPT_INT, OFF(max_keys), 1, 1000, "list: keys per page (default 1000)" },
+	{ "verify", T_S, OPT_FLAG, OFF(verify), 0, 0, "get: compare bodies byte for byte (length is always checked)" },
 };
 
 void bench_opts_init(struct bench_opts *o)
@@ -71,17 +93,31 @@ void bench_opts_init(struct bench_opts *o)
 	o->host = "127.0.0.1";
 	o->port = 6379;
 	o->window = 1000;
+	o->endpoint = "http://127.0.0.1:9000";
+	o->bucket = "silt-bench";
+	o->prefix = "bench/";
+	o->access_key = "siltadmin";
+	o->secret_key = "siltadmin";
+	o->region = "us-east-1";
+	o->objects = 1000;
+	o->concurrency = 16;
+	o->max_keys = 1000;
+	o->s3_mode = BENCH_S3_BOTH;
 }
 
 void bench_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: silt bench kafka|nats|redis [options]\n"
+		"usage: silt bench kafka|nats|redis|s3 [options]\n"
 		"\n"
 		"Drives a Kafka-compatible broker (librdkafka), NATS JetStream (libnats)\n"
 		"or Redis Streams (hiredis) with N messages of SIZE bytes on one\n"
 		"partition/stream, and prints msgs/s, MB/s (10^6 bytes) or latency\n"
-		"percentiles plus one `RESULT key=value ...` line.\n"
+		"percentiles plus one `RESULT key=value ...` line. The s3 target\n"
+		"drives an S3 endpoint (or any HTTP server with --unsigned) with its\n"
+		"own HTTP/1.1 client: C keep-alive connections PUT/GET N objects of\n"
+		"SIZE bytes (SigV4, UNSIGNED-PAYLOAD) or list a bucket, one RESULT\n"
+		"line per phase.\n"
 		"\n"
 		"options (target in brackets; --opt VALUE or --opt=VALUE):\n");
 	for (size_t i = 0; i < SILT_ARRAY_LEN(opt_defs); i++) {
@@ -94,10 +130,12 @@ void bench_usage(FILE *f)
 			tg[n++] = 'n';
 		if (d->targets & T_R)
 			tg[n++] = 'r';
+		if (d->targets & T_S)
+			tg[n++] = 's';
 		tg[n] = '\0';
 		char name[32];
 		snprintf(name, sizeof(name), "--%s%s", d->name, d->kind == OPT_FLAG ? "" : " V");
-		fprintf(f, "  %-18s [%-3s] %s\n", name, tg, d->help);
+		fprintf(f, "  %-18s [%-4s] %s\n", name, tg, d->help);
 	}
 	fprintf(f,
 		"  -h, --help\n"
@@ -105,6 +143,10 @@ void bench_usage(FILE *f)
 		"modes: produce  N messages async, wait for every acknowledgement\n"
 		"       consume  read N messages from the beginning (stops early at the end)\n"
 		"       latency  send at --rate for min(N/rate, duration) s; send -> ack latency\n"
+		"s3 modes: put, get (the objects a put run left), both (put then get),\n"
+		"       list (ListObjectsV2 pages with continuation tokens; per-page latency)\n"
+		"       keys are <prefix>o00000000, o00000001, ...; client CPU is reported\n"
+		"       so a client-bound figure shows as such\n"
 		"exit status: 0 ok, 1 failed or incomplete run, 2 usage error\n");
 }
 
@@ -117,6 +159,23 @@ const char *bench_target_name(enum bench_target t)
 		return "nats";
 	case BENCH_REDIS:
 		return "redis";
+	case BENCH_S3:
+		return "s3";
+	}
+	return "?";
+}
+
+const char *bench_s3_mode_name(enum bench_s3_mode m)
+{
+	switch (m) {
+	case BENCH_S3_PUT:
+		return "put";
+	case BENCH_S3_GET:
+		return "get";
+	case BENCH_S3_BOTH:
+		return "both";
+	case BENCH_S3_LIST:
+		return "list";
 	}
 	return "?";
 }
@@ -202,6 +261,9 @@ static int set_opt(struct bench_opts *o, const struct opt_def *d, const char *va
 	case OPT_FLAG:
 		*(bool *)(void *)(base + d->off) = true;
 		return 0;
+	case OPT_STRZ:
+		*(const char **)(void *)(base + d->off) = val;
+		return 0;
 	case OPT_STR:
 		if (!*val) {
 			snprintf(err, errlen, "--%s: empty value", d->name);
@@ -225,6 +287,16 @@ static int set_opt(struct bench_opts *o, const struct opt_def *d, const char *va
 			}
 		}
 		snprintf(err, errlen, "--mode: '%s' is not produce, consume or latency", val);
+		return BENCH_EXIT_USAGE;
+	case OPT_S3MODE:
+		for (int m = BENCH_S3_PUT; m <= BENCH_S3_LIST; m++) {
+			if (strcmp(val, bench_s3_mode_name((enum bench_s3_mode)m)) == 0) {
+				o->s3_mode = (enum bench_s3_mode)m;
+				o->s3_mode_given = true;
+				return 0;
+			}
+		}
+		snprintf(err, errlen, "--mode: '%s' is not put, get, both or list", val);
 		return BENCH_EXIT_USAGE;
 	case OPT_ACKS:
 		if (strcmp(val, "0") == 0 || strcmp(val, "1") == 0) {
@@ -271,13 +343,53 @@ static int set_opt(struct bench_opts *o, const struct opt_def *d, const char *va
 	return BENCH_EXIT_USAGE;
 }
 
+/* Defaults and combinations of the s3 options that the table cannot
+ * express. A combination that would silently do something else than asked
+ * is refused. */
+static int s3_check_args(struct bench_opts *o, bool objects_given, bool size_given, bool conc_given, char *err,
+			 size_t errlen)
+{
+	/* Populating is a put of many small objects ahead of a list run; in
+	 * front of a put or get run the two sizes would be one option. */
+	if (o->populate && o->s3_mode_given && o->s3_mode != BENCH_S3_LIST) {
+		snprintf(err, errlen, "--populate runs alone or before --mode list");
+		return BENCH_EXIT_USAGE;
+	}
+	if (!size_given)
+		o->size = o->populate ? 16 : 4096;
+	/* Many small PUTs are latency-bound per connection: go wide. */
+	if (!conc_given && o->populate)
+		o->concurrency = 64;
+	if (o->s3_mode == BENCH_S3_LIST && !objects_given)
+		o->objects = BENCH_S3_MAX_OBJECTS;
+	if (bench_s3_parse_endpoint(o->endpoint, o, err, errlen))
+		return BENCH_EXIT_USAGE;
+	if (o->unsigned_req && o->create_bucket) {
+		snprintf(err, errlen, "--create-bucket needs the S3 API (not --unsigned)");
+		return BENCH_EXIT_USAGE;
+	}
+	if (o->unsigned_req && o->s3_mode_given && o->s3_mode == BENCH_S3_LIST) {
+		snprintf(err, errlen, "--mode list needs the S3 API (not --unsigned)");
+		return BENCH_EXIT_USAGE;
+	}
+	if (strlen(o->bucket) > 63 || strchr(o->bucket, '/')) {
+		snprintf(err, errlen, "--bucket: '%s' is not a bucket name", o->bucket);
+		return BENCH_EXIT_USAGE;
+	}
+	if (strlen(o->prefix) > 900) {
+		snprintf(err, errlen, "--prefix: longer than 900 bytes");
+		return BENCH_EXIT_USAGE;
+	}
+	return 0;
+}
+
 int bench_parse_args(int argc, char **argv, struct bench_opts *o, char *err, size_t errlen)
 {
 	bench_opts_init(o);
 	if (errlen)
 		err[0] = '\0';
 	if (argc < 2 || !argv[1]) {
-		snprintf(err, errlen, "missing target (kafka, nats or redis)");
+		snprintf(err, errlen, "missing target (kafka, nats, redis or s3)");
 		return BENCH_EXIT_USAGE;
 	}
 	const char *t = argv[1];
@@ -289,11 +401,13 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, char *err, siz
 		o->target = BENCH_NATS;
 	} else if (strcmp(t, "redis") == 0) {
 		o->target = BENCH_REDIS;
+	} else if (strcmp(t, "s3") == 0) {
+		o->target = BENCH_S3;
 	} else {
-		snprintf(err, errlen, "unknown target '%s' (kafka, nats or redis)", t);
+		snprintf(err, errlen, "unknown target '%s' (kafka, nats, redis or s3)", t);
 		return BENCH_EXIT_USAGE;
 	}
-	bool messages_given = false;
+	bool messages_given = false, objects_given = false, size_given = false, conc_given = false;
 
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
@@ -310,7 +424,8 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, char *err, siz
 		for (size_t k = 0; k < SILT_ARRAY_LEN(opt_defs); k++) {
 			if (strlen(opt_defs[k].name) == nlen && memcmp(opt_defs[k].name, name, nlen) == 0) {
 				d = &opt_defs[k];
-				break;
+				if (d->targets & (1u << o->target))
+					break;
 			}
 		}
 		if (!d) {
@@ -342,7 +457,15 @@ int bench_parse_args(int argc, char **argv, struct bench_opts *o, char *err, siz
 			return rc;
 		if (strcmp(d->name, "messages") == 0)
 			messages_given = true;
+		if (d->off == OFF(objects))
+			objects_given = true;
+		if (d->off == OFF(size))
+			size_given = true;
+		if (d->off == OFF(concurrency))
+			conc_given = true;
 	}
+	if (o->target == BENCH_S3)
+		return s3_check_args(o, objects_given, size_given, conc_given, err, errlen);
 
 	/* In latency mode the run length is the duration; unless N was given,
 	 * send exactly rate x duration messages. */
@@ -488,6 +611,9 @@ int bench_main(int argc, char **argv)
 		break;
 	case BENCH_REDIS:
 		rc = bench_redis_run(o);
+		break;
+	case BENCH_S3:
+		rc = bench_s3_run(o);
 		break;
 	}
 out:

@@ -19,9 +19,12 @@
 #define SILT_BENCH_H
 
 #include "core/platform.h"
+#include "core/wbuf.h"
 
-enum bench_target { BENCH_KAFKA, BENCH_NATS, BENCH_REDIS };
+enum bench_target { BENCH_KAFKA, BENCH_NATS, BENCH_REDIS, BENCH_S3 };
 enum bench_mode { BENCH_PRODUCE, BENCH_CONSUME, BENCH_LATENCY };
+/* `silt bench s3 --mode`: the phases to run (both = put, then get). */
+enum bench_s3_mode { BENCH_S3_PUT, BENCH_S3_GET, BENCH_S3_BOTH, BENCH_S3_LIST };
 
 /* Exit codes of bench_main. */
 enum { BENCH_EXIT_OK = 0, BENCH_EXIT_FAIL = 1, BENCH_EXIT_USAGE = 2 };
@@ -33,6 +36,12 @@ enum { BENCH_PARSE_HELP = 1 };
 #define BENCH_MAX_MESSAGES 1000000000LL
 #define BENCH_MAX_SIZE (8 << 20)   /* one message, bytes */
 #define BENCH_MAX_DURATION_S 86400
+
+/* s3: caps on the options; latency samples are one int64 per object. */
+#define BENCH_S3_MAX_OBJECTS 10000000LL
+#define BENCH_S3_MAX_SIZE (1LL << 30)  /* one object, bytes */
+#define BENCH_S3_MAX_CONCURRENCY 1024
+#define BENCH_S3_MAX_HOST 255
 
 struct bench_opts {
 	enum bench_target target;
@@ -67,6 +76,28 @@ struct bench_opts {
 	/* nats, redis: messages in flight (publish window, pipeline depth)
 	 * and the batch size of consume requests. */
 	int64_t window;
+
+	/* s3 (size is shared: bytes per object) */
+	const char *endpoint;    /* http://host[:port] */
+	const char *bucket;
+	const char *prefix;      /* key prefix, may be empty */
+	const char *access_key;
+	const char *secret_key;
+	const char *region;
+	int64_t objects;         /* put/get: N objects; list: at most N keys */
+	int64_t concurrency;     /* connections, one request in flight each */
+	int64_t populate;        /* 0, or N small objects to create first */
+	int64_t max_keys;        /* list page size */
+	enum bench_s3_mode s3_mode;
+	bool s3_mode_given;
+	bool unsigned_req;       /* plain HTTP, no SigV4 (nginx and other servers) */
+	bool create_bucket;
+	bool verify;             /* compare GET bodies byte for byte */
+	/* The endpoint split by bench_parse_args: what to connect to, and the
+	 * Host header (authority exactly as given, which is also signed). */
+	char s3_host[BENCH_S3_MAX_HOST + 1];
+	char s3_port[8];
+	char s3_authority[BENCH_S3_MAX_HOST + 8];
 };
 
 /* The result of one workload, printed by bench_report. */
@@ -117,10 +148,68 @@ int64_t bench_quantile(const struct bench_result *r, double q);
 void bench_report(const struct bench_opts *o, struct bench_result *r);
 const char *bench_target_name(enum bench_target t);
 const char *bench_mode_name(enum bench_mode m);
+const char *bench_s3_mode_name(enum bench_s3_mode m);
 
 /* Workloads; each returns BENCH_EXIT_OK or BENCH_EXIT_FAIL. */
 int bench_kafka_run(const struct bench_opts *o);
 int bench_nats_run(const struct bench_opts *o);
 int bench_redis_run(const struct bench_opts *o);
+int bench_s3_run(const struct bench_opts *o);
+
+/* ---- s3 helpers, exported for the unit tests ---- */
+
+/* Splits "http://host[:port][/]" (host may be a [v6] literal) into host,
+ * port (default 80) and authority. 0, or -SILT_EINVAL with a reason in err
+ * (https and paths are refused). */
+int bench_s3_parse_endpoint(const char *ep, struct bench_opts *o, char *err, size_t errlen);
+
+/* A parsed HTTP/1.x response head. */
+struct bench_s3_resp {
+	int status;
+	int minor;
+	int64_t content_length; /* -1: absent */
+	bool chunked;
+	bool close;             /* the server closes after this response */
+	size_t head_len;        /* bytes of the head, blank line included */
+};
+
+/* Parses a response head at buf[0..len): 0 (complete, *r filled),
+ * -SILT_EAGAIN (incomplete), -SILT_EINVAL (malformed), -SILT_ETOOBIG
+ * (over 64 KiB). */
+int bench_s3_parse_resp(const char *buf, size_t len, struct bench_s3_resp *r);
+
+/* What the benchmark needs from a ListObjectsV2 page. */
+struct bench_s3_page {
+	int64_t key_count;      /* <KeyCount>, or the number of <Key> if absent */
+	bool truncated;
+	char *next_token;       /* decoded NextContinuationToken (heap) or NULL */
+};
+
+/* SigV4 for the benchmark's requests: always signed over host,
+ * x-amz-content-sha256 (UNSIGNED-PAYLOAD) and x-amz-date, with the signing
+ * key derived once per day instead of per request (the derivation is four
+ * of the six HMAC/SHA-256 calls of a signature, and a client that spends
+ * them on every small request measures itself). */
+struct bench_s3_signer {
+	char date8[9];
+	uint8_t key[32];
+	/* OpenSSL state, created on first use: the SHA-256 method and digest
+	 * contexts holding the HMAC key's inner and outer pads, so one HMAC
+	 * costs two context copies instead of a key schedule and lookups. */
+	void *md, *ipad, *opad, *tmp;
+};
+
+/* Frees what the signer allocated; it may be used again afterwards. */
+void bench_s3_signer_destroy(struct bench_s3_signer *s);
+
+/* Appends the Authorization header value (no CRLF) to out: the same bytes
+ * s3_auth_sign produces for those three headers. `authority` is the Host
+ * value, path and query as sent (query may be NULL). 0 or -SILT_EINVAL. */
+int bench_s3_authorization(const struct bench_opts *o, struct bench_s3_signer *s, const char *method,
+			   const char *path, const char *query, const char *amz_date, struct wbuf *out);
+
+/* Scans a ListObjectsV2 result body. 0 or -SILT_EINVAL (not a
+ * ListBucketResult, or truncated without a token). */
+int bench_s3_parse_page(const char *xml, size_t len, struct bench_s3_page *p);
 
 #endif

@@ -12,7 +12,10 @@
 #include "s3/service.h"
 #include "s3meta/s3meta.h"
 
+#include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
+#include <sys/file.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -57,6 +60,7 @@ static void usage(FILE *f)
 		"commands:\n"
 		"  server     run the Kafka broker and the S3 object store (silt server --help)\n"
 		"  user       manage S3 users: silt user add|list|delete (silt user --help)\n"
+		"  space      disk used by Kafka logs and S3 volumes, and what GC can reclaim\n"
 		"  bench      benchmarks against silt and its peers (silt bench --help)\n"
 		"  version    print the version\n",
 		version);
@@ -79,7 +83,33 @@ struct housekeeping {
 	struct loop_timer tick;
 	int64_t next_retention;
 	int64_t interval;
+	int64_t next_status;
+	const char *data_dir;
 };
+
+/* <data-dir>/status: what `silt space` prints, rewritten every 10 s so the
+ * command works beside a running server without touching its files. */
+static void write_status(const char *data_dir)
+{
+	char path[PATH_MAX], text[512];
+	uint64_t kafka = 0, used = 0, reclaimable = 0;
+	int n;
+	struct ktopic **ts = kbroker_topics(&n);
+	for (int i = 0; i < n; i++) {
+		for (int32_t j = 0; j < ktopic_npartitions(ts[i]); j++)
+			kafka += seglog_size_bytes(ktopic_partition(ts[i], j)->log);
+		ktopic_unref(ts[i]);
+	}
+	free(ts);
+	if (g_s3)
+		s3svc_space(g_s3, &used, &reclaimable);
+	int len = snprintf(text, sizeof(text),
+			   "updated_ms=%" PRId64 "\nkafka.topics=%d\nkafka.log_bytes=%" PRIu64
+			   "\ns3.volume_bytes=%" PRIu64 "\ns3.reclaimable_bytes=%" PRIu64 "\n",
+			   now_ms(), n, kafka, used, reclaimable);
+	snprintf(path, sizeof(path), "%s/status", data_dir);
+	write_file_atomic(path, text, (size_t)len);
+}
 
 /* Runs on its own thread so that retention (unlink), the flush policy
  * (fsync) and group session expiry never stall a network loop. */
@@ -94,6 +124,10 @@ static void hk_tick(struct loop_timer *t)
 	kgroup_tick(now_ms());
 	if (g_s3)
 		s3svc_housekeeping(g_s3, now);
+	if (now >= hk->next_status) {
+		hk->next_status = now + 10000;
+		write_status(hk->data_dir);
+	}
 	loop_timer_start(hk->loop, t, 100);
 }
 
@@ -104,6 +138,31 @@ static void *hk_main(void *arg)
 	loop_timer_start(hk->loop, &hk->tick, 100);
 	loop_run(hk->loop);
 	return NULL;
+}
+
+/* One server per data directory: a second one would recover the first's
+ * live segments as if they were torn. Kafka refuses the same way (.lock).
+ * The lock lives as long as the returned fd. */
+static int lock_data_dir(const char *dir)
+{
+	char path[PATH_MAX];
+	int rc = mkdir_p(dir, 0755);
+	if (rc != 0) {
+		log_error("silt", "cannot create %s: %s", dir, silt_strerror(rc));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_error("silt", "cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		log_error("silt", "%s is in use by another silt process (%s is locked)", dir, path);
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int cmd_server(int argc, char **argv)
@@ -209,34 +268,50 @@ static int cmd_server(int argc, char **argv)
 	}
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Request frames of up to a few MiB are allocated and freed at the
+	 * produce rate; glibc would mmap and munmap each one (page faults and
+	 * zeroing per request). Keep them in the heap, where they are reused. */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
+	/* Signals are caught from the start: a SIGTERM during recovery or
+	 * startup still ends in a clean shutdown once startup is done. */
+	struct housekeeping hk = { 0 };
+	hk.loop = loop_new();
+	hk.interval = kc->log_retention_check_interval_ms;
+	hk.data_dir = kc->data_dir;
+	hk.next_retention = mono_ms() + SILT_MIN(hk.interval, 1000);
+	loop_timer_init(&hk.tick, hk_tick, &hk);
+	g_hk_loop = hk.loop;
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
 
+	int exit_code = 1, lock_fd = -1, rc;
+	bool broker_open = false, groups_open = false;
+	struct kserver *srv = NULL;
 	log_info("silt", "silt %s starting: data in %s, %d network threads", version, kc->data_dir,
 		 kc->nthreads);
-	int rc = kbroker_open(kc);
-	if (rc != 0)
-		return 1;
-	rc = kgroup_init(kc->data_dir);
-	if (rc != 0) {
+	if ((lock_fd = lock_data_dir(kc->data_dir)) < 0)
+		goto out;
+	if (kbroker_open(kc) != 0)
+		goto out;
+	broker_open = true;
+	if ((rc = kgroup_init(kc->data_dir)) != 0) {
 		log_error("silt", "cannot load consumer group offsets: %s", silt_strerror(rc));
-		kbroker_close();
-		return 1;
+		goto out;
 	}
+	groups_open = true;
 	if (kc->fsync_acks)
 		kbroker_flusher_start();
-	struct kserver *srv = NULL;
-	rc = kserver_start(kc->kafka_host, kc->kafka_port, kc->nthreads, &srv);
-	if (rc != 0) {
+	if ((rc = kserver_start(kc->kafka_host, kc->kafka_port, kc->nthreads, &srv)) != 0) {
 		log_error("silt", "cannot listen on %s:%d: %s", kc->kafka_host, kc->kafka_port,
 			  silt_strerror(rc));
-		kbroker_flusher_stop();
-		kgroup_shutdown();
-		kbroker_close();
-		return 1;
+		goto out;
 	}
 	log_info("kafka", "listening on %s:%d", kc->kafka_host, kc->kafka_port);
 	if (sconf.s3_enabled) {
@@ -250,14 +325,8 @@ static int cmd_server(int argc, char **argv)
 			.domain = sconf.s3_domain,
 			.region = sconf.s3_region,
 		};
-		rc = s3svc_start(&s3c, &g_s3);
-		if (rc != 0) {
-			kserver_stop(srv);
-			kbroker_flusher_stop();
-			kgroup_shutdown();
-			kbroker_close();
-			return 1;
-		}
+		if (s3svc_start(&s3c, &g_s3) != 0)
+			goto out;
 		log_info("s3", "listening on %s:%d (path style, and virtual hosts under %s)", sconf.s3_host,
 			 sconf.s3_port, sconf.s3_domain);
 		log_info("s3", "root credentials: access key %s, secret key %s%s", sconf.root_user,
@@ -265,29 +334,64 @@ static int cmd_server(int argc, char **argv)
 			 sconf.root_from_default ? " (the defaults: set s3.root.user/s3.root.password or "
 						   "SILT_ROOT_USER/SILT_ROOT_PASSWORD)" : "");
 	}
-
-	struct housekeeping hk = { 0 };
-	hk.loop = loop_new();
-	hk.interval = kc->log_retention_check_interval_ms;
-	hk.next_retention = mono_ms() + SILT_MIN(hk.interval, 1000);
-	loop_timer_init(&hk.tick, hk_tick, &hk);
-	g_hk_loop = hk.loop;
-	struct sigaction sa = { .sa_handler = on_signal };
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
 	if (g_stop)
 		loop_stop(hk.loop);
 	hk_main(&hk);
-
 	log_info("silt", "shutting down");
+	exit_code = 0;
+out:
 	s3svc_stop(g_s3);
 	g_s3 = NULL;
 	kserver_stop(srv);
 	kbroker_flusher_stop();
-	kgroup_shutdown();
-	kbroker_close();
+	if (groups_open)
+		kgroup_shutdown();
+	if (broker_open)
+		kbroker_close();
+	g_hk_loop = NULL;
 	loop_free(hk.loop);
-	log_info("silt", "stopped cleanly");
+	if (lock_fd >= 0)
+		close(lock_fd);
+	if (exit_code == 0)
+		log_info("silt", "stopped cleanly");
+	return exit_code;
+}
+
+/* `silt space`: disk used by Kafka logs and S3 volumes, and what GC can
+ * reclaim, as the running (or last) server reported it. */
+static int cmd_space(int argc, char **argv)
+{
+	const char *data_dir = argc >= 3 && strcmp(argv[1], "--data-dir") == 0 ? argv[2] : "./silt-data";
+	if (argc > 1 && !(argc == 3 && strcmp(argv[1], "--data-dir") == 0)) {
+		fprintf(stderr, "usage: silt space [--data-dir DIR]\n");
+		return 2;
+	}
+	char path[PATH_MAX], *text;
+	size_t len;
+	snprintf(path, sizeof(path), "%s/status", data_dir);
+	int rc = read_file(path, 64 * 1024, &text, &len);
+	if (rc != 0) {
+		fprintf(stderr, "silt: no status in %s (%s): is a server running there?\n", data_dir,
+			silt_strerror(rc));
+		return 1;
+	}
+	uint64_t v[4] = { 0 };
+	int64_t updated = 0;
+	static const char *const keys[] = { "kafka.log_bytes=", "s3.volume_bytes=", "s3.reclaimable_bytes=",
+					    "kafka.topics=" };
+	for (char *line = text; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+		if (strncmp(line, "updated_ms=", 11) == 0)
+			updated = strtoll(line + 11, NULL, 10);
+		for (int k = 0; k < 4; k++)
+			if (strncmp(line, keys[k], strlen(keys[k])) == 0)
+				v[k] = strtoull(line + strlen(keys[k]), NULL, 10);
+	}
+	free(text);
+	printf("kafka logs:        %12.1f MiB in %" PRIu64 " topics\n", (double)v[0] / 1048576, v[3]);
+	printf("s3 volumes:        %12.1f MiB\n", (double)v[1] / 1048576);
+	printf("s3 reclaimable:    %12.1f MiB (garbage in sealed volumes; GC compacts under 50%% live)\n",
+	       (double)v[2] / 1048576);
+	printf("(reported %.0f s ago)\n", (double)(now_ms() - updated) / 1000);
 	return 0;
 }
 
@@ -369,6 +473,8 @@ int main(int argc, char **argv)
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "server") == 0)
 		return cmd_server(argc - 1, argv + 1);
+	if (strcmp(cmd, "space") == 0)
+		return cmd_space(argc - 1, argv + 1);
 	if (strcmp(cmd, "user") == 0)
 		return cmd_user(argc - 1, argv + 1);
 	if (strcmp(cmd, "bench") == 0)

@@ -1,5 +1,6 @@
 #include "core/platform.h"
 #include "http/server.h"
+#include "core/listener.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
@@ -1214,17 +1215,13 @@ static void accept_cb(struct loop_io *io, int events)
 {
 	struct http_server *s = io->data;
 	for (int i = 0; i < 64; i++) {
-		struct sockaddr_in sa;
-		socklen_t sl = sizeof(sa);
-		int fd = accept4(s->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		char peer[48], ip[INET_ADDRSTRLEN];
+		int fd = listener_accept(s->lfd, peer, sizeof(peer), ip);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				log_warn("http", "accept: %s", strerror(errno));
 			return;
 		}
-		char peer[48], ip[INET_ADDRSTRLEN] = "?";
-		inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip));
-		snprintf(peer, sizeof(peer), "%s:%d", ip, ntohs(sa.sin_port));
 		if (__atomic_add_fetch(&s->nconns, 1, __ATOMIC_RELAXED) > s->conf.max_conns) {
 			__atomic_sub_fetch(&s->nconns, 1, __ATOMIC_RELAXED);
 			log_warn("http", "%s: refused, max connections (%d) reached", peer,
@@ -1232,8 +1229,6 @@ static void accept_cb(struct loop_io *io, int events)
 			close(fd);
 			continue;
 		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct hloop *hl = &s->loops[s->next_loop];
 		s->next_loop = (s->next_loop + 1) % s->nloops;
 		if (hl == &s->loops[0]) {
@@ -1279,23 +1274,12 @@ int http_server_start(const struct http_server_conf *conf, struct http_server **
 {
 	if (!conf->handler || !conf->handler->on_head || !conf->handler->on_body_end)
 		return -EINVAL;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)conf->port) };
-	if (inet_pton(AF_INET, conf->host ? conf->host : "0.0.0.0", &sa.sin_addr) != 1)
-		return -EINVAL;
 	/* Writes use MSG_NOSIGNAL, but sendfile(2) can still raise SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int bound_port;
+	int fd = listener_open(conf->host ? conf->host : "0.0.0.0", conf->port, &bound_port);
 	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	socklen_t sl = sizeof(sa);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &sl) != 0) {
-		int rc = -errno;
-		close(fd);
-		return rc;
-	}
+		return fd;
 	struct http_server *s = xcalloc(1, sizeof(*s));
 	struct http_server_conf d;
 	http_server_conf_defaults(&d);
@@ -1314,7 +1298,7 @@ int http_server_start(const struct http_server_conf *conf, struct http_server **
 #undef DEF
 	s->h = *conf->handler;
 	s->lfd = fd;
-	s->port = ntohs(sa.sin_port);
+	s->port = bound_port;
 	s->nloops = s->conf.nthreads;
 	s->loops = xcalloc((size_t)s->nloops, sizeof(*s->loops));
 	for (int i = 0; i < s->nloops; i++) {

@@ -11,6 +11,10 @@
 #include "kafka/broker.h"
 #include "kafka/errors.h"
 #include "kafka/handlers.h"
+#include "kafka/records.h"
+#include "kafka/server.h"
+
+#include <unistd.h>
 
 #define MAX_FETCH_TOPICS 10000
 #define MAX_FETCH_PARTITIONS 100000
@@ -273,8 +277,30 @@ malformed:
 	return KH_CLOSE;
 }
 
+/* The first offset whose record timestamp is >= ts: the log's time index
+ * finds the batch, then the batch's records are read for the exact one. */
+static int64_t offset_for_time(struct kpartition *p, int64_t ts, struct wbuf *scratch)
+{
+	int64_t off = seglog_offset_for_time(p->log, ts);
+	if (off < 0 || off >= __atomic_load_n(&p->high_watermark, __ATOMIC_ACQUIRE))
+		return -1;
+	struct seglog_read rd;
+	if (seglog_read(p->log, off, 1, &rd) != 0 || !rd.seg)
+		return off;
+	int64_t exact = -1;
+	size_t cap = SILT_MIN(rd.len, (uint64_t)(64u << 20));
+	uint8_t *buf = xmalloc(cap ? cap : 1);
+	struct kbatch b;
+	if (pread(rd.fd, buf, cap, (off_t)rd.pos) == (ssize_t)cap && kbatch_parse_header(buf, cap, &b) == 0 &&
+	    b.size <= cap && kbatch_offset_for_time(&b, ts, scratch, &exact) == 0 && exact >= 0)
+		off = exact;
+	free(buf);
+	seglog_seg_unref(rd.seg);
+	return off;
+}
+
 /* ListOffsets v0-5: timestamp -1 = latest (high watermark), -2 = earliest
- * (log start), else the first offset whose batch has a timestamp >= it. */
+ * (log start), else the first offset whose record has a timestamp >= it. */
 int kh_list_offsets(struct kreq *req, struct rd *r)
 {
 	int16_t ver = req->api_version;
@@ -317,10 +343,8 @@ int kh_list_offsets(struct kreq *req, struct rd *r)
 				} else if (ts == -2) {
 					off = seglog_start_offset(p->log);
 				} else {
-					off = seglog_offset_for_time(p->log, ts);
-					if (off >= hw)
-						off = -1;
-					else
+					off = offset_for_time(p, ts, kloop_scratch(req->kl));
+					if (off >= 0)
 						rts = ts;
 				}
 			}

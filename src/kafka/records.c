@@ -589,3 +589,47 @@ const struct seglog_format kbatch_seglog_format = {
 	.scan_header = seg_scan_header,
 	.verify = seg_verify,
 };
+
+/* ---- timestamps --------------------------------------------------------- */
+
+int kbatch_offset_for_time(const struct kbatch *b, int64_t ts, struct wbuf *scratch, int64_t *offset)
+{
+	*offset = -1;
+	if (b->max_timestamp < ts)
+		return 0;
+	/* LogAppendTime batches carry one time for every record. */
+	if (b->attributes & KB_ATTR_LOG_APPEND_TIME) {
+		*offset = b->base_offset;
+		return 0;
+	}
+	const uint8_t *p = b->p + KBATCH_HEADER_SIZE;
+	size_t n = b->size - KBATCH_HEADER_SIZE;
+	if (b->attributes & KB_ATTR_CODEC_MASK) {
+		wbuf_reset(scratch);
+		int rc = kbatch_decompress(b, scratch);
+		if (rc != 0)
+			return rc;
+		p = scratch->p;
+		n = scratch->len;
+	}
+	struct rd r;
+	rd_init(&r, p, n);
+	for (int32_t i = 0; i < b->records_count && !r.err; i++) {
+		int32_t rlen = rd_varint(&r);
+		if (r.err || rlen < 0 || (size_t)rlen > rd_left(&r))
+			return -SILT_ECORRUPT;
+		struct rd rec;
+		rd_init(&rec, r.p, (size_t)rlen);
+		rd_skip(&r, (size_t)rlen);
+		(void)rd_i8(&rec);
+		int64_t delta = rd_varlong(&rec);
+		int32_t odelta = rd_varint(&rec);
+		if (rec.err)
+			return -SILT_ECORRUPT;
+		if (b->base_timestamp + delta >= ts) {
+			*offset = b->base_offset + odelta;
+			return 0;
+		}
+	}
+	return r.err ? -SILT_ECORRUPT : 0;
+}

@@ -128,6 +128,11 @@ int kbatch_decompress(const struct kbatch *b, struct wbuf *out);
  * batchLength is trusted). */
 void kbatch_assign(uint8_t *p, int64_t base_offset, int32_t leader_epoch, int64_t log_append_time_ms);
 
+/* The offset of the first record of b whose timestamp is >= ts (Kafka's
+ * ListOffsets by time), or -1 if none is. Decompresses into scratch when
+ * needed. 0 or -SILT_ECORRUPT / -SILT_ETOOBIG. */
+int kbatch_offset_for_time(const struct kbatch *b, int64_t ts, struct wbuf *scratch, int64_t *offset);
+
 /* seglog format for partitions: entries are batches. scan_header needs magic
  * 2, batchLength >= 49, baseOffset >= 0, lastOffsetDelta >= 0 and gives
  * [baseOffset, baseOffset + lastOffsetDelta] and maxTimestamp. verify checks

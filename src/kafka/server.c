@@ -1,5 +1,6 @@
 #include "core/platform.h"
 #include "kafka/server.h"
+#include "core/listener.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/util.h"
@@ -461,19 +462,23 @@ static int write_head(struct kconn *c, struct kreq *req)
 	return 1;
 }
 
+/* Sends every finished response at the head of the queue, in order. A
+ * connection marked closing (a malformed request) still gets the answers to
+ * the requests before it, then closes at the first one still pending --
+ * which is cancelled -- rather than keep a socket it no longer reads. */
 static void conn_flush(struct kconn *c)
 {
 	while (c->q_head && (c->q_head->state == RS_DONE || c->q_head->state == RS_NORESP)) {
 		struct kreq *req = c->q_head;
-		if (req->state == RS_DONE && !c->closing) {
+		if (req->state == RS_DONE) {
 			int rc = write_head(c, req);
 			if (rc < 0) {
 				conn_close(c, strerror(errno));
 				return;
 			}
 			if (rc == 0) {
-				loop_io_mod(c->kl->loop, &c->io,
-					    (c->read_paused ? 0 : LOOP_READ) | LOOP_WRITE);
+				int want = c->closing || c->read_paused ? 0 : LOOP_READ;
+				loop_io_mod(c->kl->loop, &c->io, want | LOOP_WRITE);
 				return;
 			}
 		}
@@ -484,12 +489,10 @@ static void conn_flush(struct kconn *c)
 		c->nq--;
 		kreq_free(req);
 	}
-	if (c->closing && !c->q_head) {
+	if (c->closing) {
 		conn_close(c, NULL);
 		return;
 	}
-	if (c->closing)
-		return;
 	if (c->read_paused && c->nq < MAX_QUEUED_PER_CONN / 2) {
 		c->read_paused = false;
 		/* Frames may already be staged; parse them before reading more. */
@@ -606,17 +609,13 @@ static void accept_cb(struct loop_io *io, int events)
 {
 	struct kserver *s = io->data;
 	for (int i = 0; i < 64; i++) {
-		struct sockaddr_in sa;
-		socklen_t sl = sizeof(sa);
-		int fd = accept4(s->lfd, (struct sockaddr *)&sa, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		char peer[64], ip[INET_ADDRSTRLEN];
+		int fd = listener_accept(s->lfd, peer, sizeof(peer), ip);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR)
 				log_warn("kafka", "accept: %s", strerror(errno));
 			return;
 		}
-		char peer[64], ip[INET_ADDRSTRLEN] = "?";
-		inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof(ip));
-		snprintf(peer, sizeof(peer), "%s:%d", ip, ntohs(sa.sin_port));
 		int limit = kbroker_conf()->max_connections;
 		if (__atomic_add_fetch(&s->nconns, 1, __ATOMIC_RELAXED) > limit) {
 			__atomic_sub_fetch(&s->nconns, 1, __ATOMIC_RELAXED);
@@ -624,8 +623,6 @@ static void accept_cb(struct loop_io *io, int events)
 			close(fd);
 			continue;
 		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		struct handoff *h = xmalloc(sizeof(*h));
 		h->kl = &s->loops[s->next_loop];
 		s->next_loop = (s->next_loop + 1) % s->nloops;
@@ -648,20 +645,9 @@ static void *loop_thread(void *arg)
 
 int kserver_start(const char *host, int port, int nthreads, struct kserver **out)
 {
-	int rc = 0;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	if (inet_pton(AF_INET, host, &sa.sin_addr) != 1)
-		return -EINVAL;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = listener_open(host, port, NULL);
 	if (fd < 0)
-		return -errno;
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 1024) != 0) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
+		return fd;
 	struct kserver *s = xcalloc(1, sizeof(*s));
 	s->lfd = fd;
 	s->nloops = nthreads < 1 ? 1 : nthreads;

@@ -1,15 +1,924 @@
 /* op_object.c - object operations: PutObject, GetObject/HeadObject,
- * DeleteObject, CopyObject, DeleteObjects. (Being written.) */
+ * DeleteObject, CopyObject, DeleteObjects.
+ *
+ * Object bytes never sit whole in memory. A PUT streams the body through
+ * the pipeline (digests on the way) into a data-node put and records the
+ * version in the metadata service only after the data is committed, so a
+ * failed or abandoned upload leaves no visible object, only garbage chunks
+ * for GC. A GET streams verified pieces one at a time, with the HTTP
+ * layer's backpressure; a piece that fails its check ends the connection
+ * rather than send wrong bytes. CopyObject reads the source and writes the
+ * copy synchronously on the loop thread (bounded memory, but a large copy
+ * stalls that loop's other connections for its duration).
+ *
+ * All functions run on the request's loop thread. */
 #include "core/platform.h"
+#include "core/log.h"
+#include "s3/route.h"
 #include "s3/service.h"
 
-static void todo(struct s3req *r)
+#include <ctype.h>
+#include <time.h>
+
+#define PUT_MAX (5ll << 30)           /* S3's single PUT / copy limit */
+#define USER_META_MAX 2048            /* names + values of x-amz-meta-* */
+#define DELETE_BODY_MAX (2 << 20)
+#define DEFAULT_CONTENT_TYPE "binary/octet-stream"
+
+/* ---- shared helpers ------------------------------------------------------ */
+
+/* Reclaims data the metadata service made unreachable. A failure only
+ * leaves garbage behind, so it is logged, not answered. */
+static void free_locs(struct s3req *r, struct s3meta_locs *l)
 {
-	s3_error(r, 501, "NotImplemented", "Not implemented yet.");
+	for (size_t i = 0; i < l->n; i++) {
+		int rc = s3route_free(r->svc->route, l->v[i].p, l->v[i].len);
+		if (rc != 0 && rc != -SILT_ENOENT)
+			log_warn("s3", "%s %s: cannot free replaced data: %s", r->id, r->resource, silt_strerror(rc));
+	}
+	s3meta_locs_destroy(l);
 }
 
-void s3op_put_object(struct s3req *r) { todo(r); }
-void s3op_copy_object(struct s3req *r) { todo(r); }
-void s3op_get_object(struct s3req *r) { todo(r); }
-void s3op_delete_object(struct s3req *r) { todo(r); }
-void s3op_delete_objects(struct s3req *r) { todo(r); }
+static void free_loc(struct s3req *r, const uint8_t *loc, size_t len)
+{
+	int rc = s3route_free(r->svc->route, loc, len);
+	if (rc != 0 && rc != -SILT_ENOENT)
+		log_warn("s3", "%s %s: cannot free unused data: %s", r->id, r->resource, silt_strerror(rc));
+}
+
+/* versionId from the query: NULL when absent; false (answered) when empty. */
+static bool version_param(struct s3req *r, const char **vid)
+{
+	bool present;
+	*vid = s3_query(r, "versionId", &present);
+	if (present && (!*vid || !**vid)) {
+		s3_error(r, 400, "InvalidArgument", "Version id cannot be the empty string");
+		return false;
+	}
+	return true;
+}
+
+static void quoted_etag_header(struct s3req *r, const char *etag)
+{
+	http_resp_headerf(r->h, "ETag", "\"%s\"", etag);
+}
+
+/* The headers S3 stores with an object, as the client sent them. */
+struct obj_attrs {
+	const char *content_type, *cache_control, *content_disposition, *content_encoding,
+		*content_language, *expires;
+	struct wbuf umeta; /* s3meta_umeta_* blob */
+};
+
+static void attrs_destroy(struct obj_attrs *a)
+{
+	wbuf_destroy(&a->umeta);
+}
+
+/* Content-Encoding without the aws-chunked token, which describes the
+ * transfer, not the object (S3 drops it). NULL when nothing is left. */
+static const char *strip_aws_chunked(struct s3req *r, const char *ce)
+{
+	if (!ce)
+		return NULL;
+	size_t n = strlen(ce);
+	char *out = http_req_alloc(r->h, n + 1);
+	size_t o = 0;
+	const char *p = ce;
+	while (*p) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		const char *s = p;
+		while (*p && *p != ',')
+			p++;
+		const char *e = p;
+		while (e > s && e[-1] == ' ')
+			e--;
+		if (e == s || ((size_t)(e - s) == 11 && strncasecmp(s, "aws-chunked", 11) == 0))
+			continue;
+		if (o)
+			out[o++] = ',';
+		memcpy(out + o, s, (size_t)(e - s));
+		o += (size_t)(e - s);
+	}
+	out[o] = '\0';
+	return o ? out : NULL;
+}
+
+/* Reads the storable headers and x-amz-meta-* of the request. Names are
+ * lower-cased; repeated names are joined with commas as S3 does. Answers
+ * MetadataTooLarge and returns false over S3's 2 KiB. */
+static bool attrs_from_request(struct s3req *r, struct obj_attrs *a)
+{
+	memset(a, 0, sizeof(*a));
+	wbuf_init(&a->umeta, 0, S3META_USER_META_MAX);
+	a->content_type = s3_header(r, "Content-Type");
+	if (!a->content_type || !*a->content_type)
+		a->content_type = DEFAULT_CONTENT_TYPE;
+	a->cache_control = s3_header(r, "Cache-Control");
+	a->content_disposition = s3_header(r, "Content-Disposition");
+	a->content_encoding = strip_aws_chunked(r, s3_header(r, "Content-Encoding"));
+	a->content_language = s3_header(r, "Content-Language");
+	a->expires = s3_header(r, "Expires");
+	static const char pfx[] = "x-amz-meta-";
+	const size_t pl = sizeof(pfx) - 1;
+	const struct http_head *h = &r->h->h;
+	size_t total = 0;
+	for (int i = 0; i < h->nheaders; i++) {
+		const struct http_header *hi = &h->headers[i];
+		if (hi->name.len <= pl || strncasecmp(hi->name.base, pfx, pl) != 0)
+			continue;
+		bool seen = false;
+		for (int j = 0; j < i && !seen; j++)
+			seen = h->headers[j].name.len == hi->name.len &&
+			       strncasecmp(h->headers[j].name.base, hi->name.base, hi->name.len) == 0;
+		if (seen)
+			continue;
+		size_t nlen = hi->name.len - pl;
+		char *name = http_req_alloc(r->h, nlen + 1);
+		for (size_t k = 0; k < nlen; k++)
+			name[k] = (char)tolower((unsigned char)hi->name.base[pl + k]);
+		name[nlen] = '\0';
+		/* The value, with later headers of the same name appended. */
+		size_t vcap = hi->value.len + 1;
+		for (int j = i + 1; j < h->nheaders; j++)
+			if (h->headers[j].name.len == hi->name.len &&
+			    strncasecmp(h->headers[j].name.base, hi->name.base, hi->name.len) == 0)
+				vcap += h->headers[j].value.len + 1;
+		char *val = http_req_alloc(r->h, vcap);
+		size_t vlen = hi->value.len;
+		memcpy(val, hi->value.base, vlen);
+		for (int j = i + 1; j < h->nheaders; j++)
+			if (h->headers[j].name.len == hi->name.len &&
+			    strncasecmp(h->headers[j].name.base, hi->name.base, hi->name.len) == 0) {
+				val[vlen++] = ',';
+				memcpy(val + vlen, h->headers[j].value.base, h->headers[j].value.len);
+				vlen += h->headers[j].value.len;
+			}
+		val[vlen] = '\0';
+		total += nlen + vlen;
+		if (total > USER_META_MAX) {
+			s3_error(r, 400, "MetadataTooLarge",
+				 "Your metadata headers exceed the maximum allowed metadata size.");
+			return false;
+		}
+		s3meta_umeta_add(&a->umeta, name, val);
+	}
+	if (a->umeta.err) {
+		s3_error(r, 400, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size.");
+		return false;
+	}
+	return true;
+}
+
+static void attrs_to_put(const struct obj_attrs *a, struct s3meta_put *p)
+{
+	p->content_type = a->content_type;
+	p->cache_control = a->cache_control;
+	p->content_disposition = a->content_disposition;
+	p->content_encoding = a->content_encoding;
+	p->content_language = a->content_language;
+	p->expires = a->expires;
+	p->user_meta = a->umeta.len ? a->umeta.p : NULL;
+	p->user_meta_len = a->umeta.len;
+}
+
+/* S3's conditional writes (If-None-Match: * and If-Match on PUT), checked
+ * against the current latest version just before the new one is stored.
+ * Not atomic with the store: a racing writer can slip in between. */
+static bool put_conditions_ok(struct s3req *r)
+{
+	const char *inm = s3_header(r, "If-None-Match");
+	const char *im = s3_header(r, "If-Match");
+	if (!inm && !im)
+		return true;
+	struct s3meta_obj cur;
+	int rc = s3meta_object_get(r->svc->meta, r->bucket, r->key, NULL, &cur);
+	bool exists = rc == 0;
+	bool ok = true;
+	if (rc != 0 && rc != -S3META_ENOSUCHKEY) {
+		s3meta_obj_destroy(&cur);
+		s3_error_meta(r, rc);
+		return false;
+	}
+	if (inm) {
+		if (strcmp(inm, "*") != 0) {
+			s3_error(r, 501, "NotImplemented", "If-None-Match on a write accepts only '*'.");
+			ok = false;
+		} else if (exists) {
+			s3_error(r, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+			ok = false;
+		}
+	}
+	if (ok && im) {
+		if (!exists) {
+			s3_error(r, 404, "NoSuchKey", "The specified key does not exist.");
+			ok = false;
+		} else if (s3_eval_conditions(r, "", cur.etag, cur.mtime_ms) == 412) {
+			s3_error(r, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+			ok = false;
+		}
+	}
+	s3meta_obj_destroy(&cur);
+	return ok;
+}
+
+/* Stores a version whose data is committed at loc, frees what it replaced
+ * and sets the response's version header. On failure the error is answered
+ * and the new data freed. */
+static bool store_version(struct s3req *r, struct s3meta_put *mp, const uint8_t *loc, size_t loclen)
+{
+	char vid[S3META_VID_SIZE] = "";
+	struct s3meta_locs freed = { 0 };
+	mp->owner = r->user;
+	mp->locator = loc;
+	mp->locator_len = loclen;
+	int rc = s3meta_object_put(r->svc->meta, r->bucket, r->key, mp, vid, &freed);
+	if (rc != 0) {
+		free_loc(r, loc, loclen);
+		s3meta_locs_destroy(&freed);
+		s3_error_meta(r, rc);
+		return false;
+	}
+	free_locs(r, &freed);
+	if (vid[0])
+		http_resp_header(r->h, "x-amz-version-id", vid);
+	return true;
+}
+
+/* ---- PutObject ------------------------------------------------------------ */
+
+struct putop {
+	struct s3route_put *p; /* until committed or aborted */
+	struct obj_attrs a;
+};
+
+static void put_free(struct s3req *r)
+{
+	struct putop *o = r->ops;
+	if (!o)
+		return;
+	if (o->p)
+		s3route_put_abort(o->p);
+	attrs_destroy(&o->a);
+	free(o);
+	r->ops = NULL;
+}
+
+/* The client went away mid-body: drop the data now (nothing was stored in
+ * the metadata service) and finish the request as the layer requires. */
+static void put_abort(struct s3req *r)
+{
+	struct putop *o = r->ops;
+	if (o && o->p) {
+		s3route_put_abort(o->p);
+		o->p = NULL;
+	}
+	s3_error(r, 400, "IncompleteBody", "The request body terminated unexpectedly.");
+}
+
+static int put_data(struct s3req *r, const uint8_t *p, size_t n)
+{
+	struct putop *o = r->ops;
+	int rc = s3route_put_write(o->p, p, n);
+	if (rc != 0) {
+		s3route_put_abort(o->p);
+		o->p = NULL;
+		s3_error_internal(r, "data write", rc);
+		return -1;
+	}
+	return 0;
+}
+
+static void put_end(struct s3req *r, const struct s3body_digest *d)
+{
+	struct putop *o = r->ops;
+	if (!put_conditions_ok(r))
+		return; /* op_free aborts the put */
+	uint8_t loc[S3ROUTE_LOC_MAX];
+	size_t loclen = 0;
+	int rc = s3route_put_commit(o->p, loc, &loclen);
+	o->p = NULL;
+	if (rc != 0) {
+		s3_error_internal(r, "data commit", rc);
+		return;
+	}
+	char etag[33];
+	s3_hex_encode(d->md5, 16, etag);
+	struct s3meta_put mp = { .size = d->size, .etag = etag };
+	attrs_to_put(&o->a, &mp);
+	if (d->alg != S3_CKSUM_NONE && d->cksum_b64[0]) {
+		mp.cksum_algo = s3_cksum_alg_name(d->alg);
+		mp.cksum_value = d->cksum_b64;
+	}
+	if (!store_version(r, &mp, loc, loclen))
+		return;
+	http_resp_header(r->h, "ETag", d->etag);
+	if (mp.cksum_algo && s3_cksum_alg_header(d->alg))
+		http_resp_header(r->h, s3_cksum_alg_header(d->alg), d->cksum_b64);
+	s3_respond_empty(r, 200);
+}
+
+void s3op_put_object(struct s3req *r)
+{
+	if (!s3_bucket_check(r))
+		return;
+	struct putop *o = xcalloc(1, sizeof(*o));
+	r->ops = o;
+	r->op_free = put_free;
+	if (!attrs_from_request(r, &o->a))
+		return;
+	int rc = s3route_put_begin(r->svc->route, (unsigned)r->loop_idx, &o->p);
+	if (rc != 0) {
+		o->p = NULL;
+		s3_error_internal(r, "data put", rc);
+		return;
+	}
+	r->on_abort = put_abort;
+	s3_body_stream(r, PUT_MAX, true, put_data, put_end);
+}
+
+/* ---- GetObject / HeadObject -------------------------------------------- */
+
+struct getop {
+	struct s3route_get *g;
+	const uint8_t *p; /* rest of the current piece, valid until the next get call */
+	size_t n;
+	bool ended;
+};
+
+static void get_free(struct s3req *r)
+{
+	struct getop *o = r->ops;
+	if (!o)
+		return;
+	s3route_get_close(o->g);
+	free(o);
+	r->ops = NULL;
+}
+
+/* Ends the stream: complete, or (short of its Content-Length) so that the
+ * layer closes the connection and the client sees a truncated body. */
+static void get_end(struct s3req *r)
+{
+	struct getop *o = r->ops;
+	if (o->ended)
+		return;
+	o->ended = true;
+	s3route_get_close(o->g);
+	o->g = NULL;
+	r->on_writable = NULL;
+	r->on_abort = NULL;
+	http_stream_end(r->h); /* r may be gone after this */
+}
+
+/* Writes pieces until the layer refuses bytes (then on_writable resumes)
+ * or the range is done. One piece in memory at a time. */
+static void get_pump(struct s3req *r)
+{
+	struct getop *o = r->ops;
+	for (;;) {
+		if (o->n == 0) {
+			int rc = s3route_get_next(o->g, &o->p, &o->n);
+			if (rc == 0) {
+				get_end(r);
+				return;
+			}
+			if (rc < 0) {
+				log_error("s3", "%s %s: read failed mid-response, ending the connection: %s", r->id,
+					  r->resource, silt_strerror(rc));
+				o->n = 0;
+				get_end(r);
+				return;
+			}
+			continue;
+		}
+		ssize_t w = http_stream_write(r->h, o->p, o->n);
+		if (w < 0) {
+			get_end(r);
+			return;
+		}
+		o->p += w;
+		o->n -= (size_t)w;
+		if (o->n > 0)
+			return;
+	}
+}
+
+static void get_abort(struct s3req *r)
+{
+	get_end(r);
+}
+
+static void obj_headers(struct s3req *r, const struct s3meta_obj *ob)
+{
+	char date[40];
+	s3_http_date(ob->mtime_ms, date);
+	http_resp_header(r->h, "Last-Modified", date);
+	quoted_etag_header(r, ob->etag);
+	if (r->bucket_row.versioning != S3META_UNVERSIONED)
+		http_resp_header(r->h, "x-amz-version-id", ob->version_id);
+}
+
+/* response-* query overrides win over the stored headers. */
+static void stored_header(struct s3req *r, const char *name, const char *override_q, const char *stored)
+{
+	bool present;
+	const char *v = s3_query(r, override_q, &present);
+	if (present && v)
+		http_resp_header(r->h, name, v);
+	else if (stored)
+		http_resp_header(r->h, name, stored);
+}
+
+static void content_headers(struct s3req *r, const struct s3meta_obj *ob)
+{
+	stored_header(r, "Content-Type", "response-content-type",
+		      ob->content_type ? ob->content_type : DEFAULT_CONTENT_TYPE);
+	stored_header(r, "Cache-Control", "response-cache-control", ob->cache_control);
+	stored_header(r, "Content-Disposition", "response-content-disposition", ob->content_disposition);
+	stored_header(r, "Content-Encoding", "response-content-encoding", ob->content_encoding);
+	stored_header(r, "Content-Language", "response-content-language", ob->content_language);
+	stored_header(r, "Expires", "response-expires", ob->expires);
+	size_t pos = 0;
+	const char *n, *v;
+	size_t nl, vl;
+	while (s3meta_umeta_next(ob->user_meta, ob->user_meta_len, &pos, &n, &nl, &v, &vl)) {
+		char hn[300];
+		if (nl > sizeof(hn) - 12)
+			continue;
+		snprintf(hn, sizeof(hn), "x-amz-meta-%.*s", (int)nl, n);
+		http_resp_headern(r->h, hn, v, vl);
+	}
+}
+
+enum range_kind { RANGE_NONE, RANGE_OK, RANGE_UNSATISFIABLE };
+
+static bool parse_u64(const char *s, size_t n, uint64_t *out)
+{
+	if (n == 0 || n > 19)
+		return false;
+	uint64_t v = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* One "bytes=" range against size. Anything S3 ignores -- a malformed
+ * header, another unit, several ranges -- is RANGE_NONE (whole object). */
+static enum range_kind parse_range(const char *h, uint64_t size, uint64_t *off, uint64_t *len)
+{
+	if (strncmp(h, "bytes=", 6) != 0)
+		return RANGE_NONE;
+	const char *s = h + 6;
+	while (*s == ' ')
+		s++;
+	if (strchr(s, ','))
+		return RANGE_NONE;
+	const char *dash = strchr(s, '-');
+	if (!dash)
+		return RANGE_NONE;
+	const char *end = s + strlen(s);
+	while (end > dash + 1 && end[-1] == ' ')
+		end--;
+	uint64_t a, b;
+	if (dash == s) {
+		if (!parse_u64(dash + 1, (size_t)(end - dash - 1), &b))
+			return RANGE_NONE;
+		if (b == 0 || size == 0)
+			return RANGE_UNSATISFIABLE;
+		*len = SILT_MIN(b, size);
+		*off = size - *len;
+		return RANGE_OK;
+	}
+	if (!parse_u64(s, (size_t)(dash - s), &a))
+		return RANGE_NONE;
+	if (dash + 1 == end) {
+		b = UINT64_MAX;
+	} else if (!parse_u64(dash + 1, (size_t)(end - dash - 1), &b) || b < a) {
+		return RANGE_NONE;
+	}
+	if (a >= size)
+		return RANGE_UNSATISFIABLE;
+	*off = a;
+	*len = SILT_MIN(b, size - 1) - a + 1;
+	return RANGE_OK;
+}
+
+/* partNumber of a multipart object: its offset and size, and the part
+ * count. A single-part object has one part, the whole object. */
+static bool part_range(const struct s3meta_obj *ob, int part, uint64_t *off, uint64_t *len, int *count)
+{
+	if (ob->parts_count <= 0) {
+		*count = 1;
+		*off = 0;
+		*len = (uint64_t)ob->size;
+		return part == 1;
+	}
+	struct s3meta_mploc_iter it;
+	uint64_t n;
+	*count = ob->parts_count;
+	if (!s3meta_mploc_init(&it, ob->locator, ob->locator_len, &n))
+		return false;
+	uint64_t base = 0;
+	int64_t size;
+	const uint8_t *l;
+	size_t ll;
+	for (int i = 1; s3meta_mploc_next(&it, &size, &l, &ll); i++) {
+		if (i == part) {
+			*off = base;
+			*len = (uint64_t)size;
+			return true;
+		}
+		base += (uint64_t)size;
+	}
+	return false;
+}
+
+/* Answers a failed lookup; a delete marker adds the headers S3 sends. */
+static void get_lookup_error(struct s3req *r, int rc, const struct s3meta_obj *ob)
+{
+	if (ob->delete_marker) {
+		http_resp_header(r->h, "x-amz-delete-marker", "true");
+		if (ob->version_id[0])
+			http_resp_header(r->h, "x-amz-version-id", ob->version_id);
+		if (rc == -S3META_EMETHODNOTALLOWED) {
+			char date[40];
+			s3_http_date(ob->mtime_ms, date);
+			http_resp_header(r->h, "Last-Modified", date);
+			http_resp_header(r->h, "Allow", "DELETE");
+		}
+	}
+	s3_error_meta(r, rc);
+}
+
+void s3op_get_object(struct s3req *r)
+{
+	bool head = r->op == S3OP_HEAD_OBJECT;
+	const char *vid;
+	if (!s3_bucket_check(r) || !version_param(r, &vid))
+		return;
+	bool part_present;
+	const char *pn = s3_query(r, "partNumber", &part_present);
+	int part = 0;
+	if (part_present) {
+		uint64_t v;
+		if (!pn || !parse_u64(pn, strlen(pn), &v) || v < 1 || v > S3META_PART_MAX) {
+			s3_error(r, 400, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive");
+			return;
+		}
+		part = (int)v;
+	}
+	const char *range = s3_header(r, "Range");
+	if (part && range) {
+		s3_error(r, 400, "InvalidRequest", "Cannot specify both Range header and partNumber query parameter");
+		return;
+	}
+	struct s3meta_obj ob;
+	int rc = s3meta_object_get(r->svc->meta, r->bucket, r->key, vid, &ob);
+	if (rc != 0) {
+		get_lookup_error(r, rc, &ob);
+		s3meta_obj_destroy(&ob);
+		return;
+	}
+	int cond = s3_eval_conditions(r, "", ob.etag, ob.mtime_ms);
+	if (cond == 412) {
+		s3_error(r, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+		s3meta_obj_destroy(&ob);
+		return;
+	}
+	if (cond == 304) {
+		obj_headers(r, &ob);
+		s3meta_obj_destroy(&ob);
+		s3_respond_empty(r, 304);
+		return;
+	}
+	uint64_t size = (uint64_t)ob.size, off = 0, len = size;
+	int status = 200;
+	if (part) {
+		int count;
+		if (!part_range(&ob, part, &off, &len, &count)) {
+			s3_error(r, 416, "InvalidPartNumber", "The requested partnumber is not satisfiable");
+			s3meta_obj_destroy(&ob);
+			return;
+		}
+		if (ob.parts_count > 0) {
+			http_resp_headerf(r->h, "x-amz-mp-parts-count", "%d", count);
+			status = 206;
+		}
+	} else if (range) {
+		enum range_kind k = parse_range(range, size, &off, &len);
+		if (k == RANGE_UNSATISFIABLE) {
+			http_resp_headerf(r->h, "Content-Range", "bytes */%" PRIu64, size);
+			s3_error(r, 416, "InvalidRange", "The requested range is not satisfiable");
+			s3meta_obj_destroy(&ob);
+			return;
+		}
+		if (k == RANGE_OK)
+			status = 206;
+	}
+	if (status == 206 && len > 0)
+		http_resp_headerf(r->h, "Content-Range", "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, off,
+				  off + len - 1, size);
+	obj_headers(r, &ob);
+	content_headers(r, &ob);
+	http_resp_header(r->h, "Accept-Ranges", "bytes");
+	const char *mode = s3_header(r, "x-amz-checksum-mode");
+	if (mode && strcasecmp(mode, "ENABLED") == 0 && status == 200 && ob.cksum_algo && ob.cksum_value) {
+		enum s3_cksum_alg a = s3_cksum_alg_from_name(ob.cksum_algo, strlen(ob.cksum_algo));
+		const char *hn = s3_cksum_alg_header(a);
+		if (hn) {
+			http_resp_header(r->h, hn, ob.cksum_value);
+			http_resp_header(r->h, "x-amz-checksum-type",
+					 strchr(ob.cksum_value, '-') ? "COMPOSITE" : "FULL_OBJECT");
+		}
+	}
+	struct getop *o = xcalloc(1, sizeof(*o));
+	r->ops = o;
+	r->op_free = get_free;
+	if (!head && len > 0) {
+		rc = s3route_get_open(r->svc->route, ob.locator, ob.locator_len, off, len, &o->g);
+		/* The first piece is read before answering, so a failure there is
+		 * still a proper 500. */
+		if (rc == 0)
+			rc = s3route_get_next(o->g, &o->p, &o->n);
+		if (rc == 0)
+			rc = -SILT_ECORRUPT; /* fewer bytes than the metadata says */
+		if (rc < 0) {
+			s3meta_obj_destroy(&ob);
+			s3_error_internal(r, "data read", rc);
+			return;
+		}
+	}
+	s3meta_obj_destroy(&ob);
+	if (s3_respond_stream(r, status, (int64_t)len) != 0)
+		return;
+	if (head || len == 0) {
+		o->ended = true;
+		http_stream_end(r->h);
+		return;
+	}
+	r->on_writable = get_pump;
+	r->on_abort = get_abort;
+	get_pump(r);
+}
+
+/* ---- DeleteObject --------------------------------------------------------- */
+
+void s3op_delete_object(struct s3req *r)
+{
+	const char *vid;
+	if (!s3_bucket_check(r) || !version_param(r, &vid))
+		return;
+	struct s3meta_del del;
+	struct s3meta_locs freed = { 0 };
+	int rc = s3meta_object_delete(r->svc->meta, r->bucket, r->key, vid, r->user, &del, &freed);
+	if (rc != 0) {
+		s3meta_locs_destroy(&freed);
+		s3_error_meta(r, rc);
+		return;
+	}
+	free_locs(r, &freed);
+	if (del.delete_marker)
+		http_resp_header(r->h, "x-amz-delete-marker", "true");
+	if (del.version_id[0])
+		http_resp_header(r->h, "x-amz-version-id", del.version_id);
+	s3_respond_empty(r, 204);
+}
+
+/* ---- CopyObject ----------------------------------------------------------- */
+
+/* Copies the source's bytes into a new committed put, hashing on the way.
+ * Synchronous: one piece at a time, on the loop thread. */
+static int copy_data(struct s3req *r, const struct s3meta_obj *src, struct s3_cksum *md5, struct s3_cksum *ck,
+		     uint8_t *loc, size_t *loclen)
+{
+	struct s3route_put *p = NULL;
+	struct s3route_get *g = NULL;
+	int rc = s3route_put_begin(r->svc->route, (unsigned)r->loop_idx, &p);
+	if (rc != 0)
+		return rc;
+	if (src->size > 0) {
+		rc = s3route_get_open(r->svc->route, src->locator, src->locator_len, 0, (uint64_t)src->size, &g);
+		const uint8_t *d;
+		size_t n;
+		while (rc == 0 && (rc = s3route_get_next(g, &d, &n)) == 1) {
+			s3_cksum_update(md5, d, n);
+			if (ck)
+				s3_cksum_update(ck, d, n);
+			rc = s3route_put_write(p, d, n);
+		}
+		s3route_get_close(g);
+	}
+	if (rc != 0) {
+		s3route_put_abort(p);
+		return rc;
+	}
+	return s3route_put_commit(p, loc, loclen);
+}
+
+static void attrs_from_source(const struct s3meta_obj *src, struct obj_attrs *a)
+{
+	memset(a, 0, sizeof(*a));
+	wbuf_init(&a->umeta, 0, S3META_USER_META_MAX);
+	a->content_type = src->content_type;
+	a->cache_control = src->cache_control;
+	a->content_disposition = src->content_disposition;
+	a->content_encoding = src->content_encoding;
+	a->content_language = src->content_language;
+	a->expires = src->expires;
+	if (src->user_meta_len)
+		wbuf_put(&a->umeta, src->user_meta, src->user_meta_len);
+}
+
+void s3op_copy_object(struct s3req *r)
+{
+	if (!s3_bucket_check(r))
+		return;
+	const char *dir = s3_header(r, "x-amz-metadata-directive");
+	bool replace = false;
+	if (dir && strcmp(dir, "REPLACE") == 0)
+		replace = true;
+	else if (dir && strcmp(dir, "COPY") != 0) {
+		s3_error(r, 400, "InvalidArgument", "Unknown metadata directive.");
+		return;
+	}
+	const char *algname = s3_header(r, "x-amz-checksum-algorithm");
+	enum s3_cksum_alg alg = S3_CKSUM_NONE;
+	if (algname) {
+		alg = s3_cksum_alg_from_name(algname, strlen(algname));
+		if (alg == S3_CKSUM_NONE || alg == S3_CKSUM_MD5) {
+			s3_error(r, 400, "InvalidRequest", "Value for x-amz-checksum-algorithm header is invalid.");
+			return;
+		}
+	}
+	struct s3meta_bucket sb;
+	struct s3meta_obj src;
+	const char *src_key;
+	if (!s3_copy_source(r, &sb, &src, &src_key))
+		return;
+	struct obj_attrs a;
+	memset(&a, 0, sizeof(a));
+	bool self = strcmp(sb.name, r->bucket) == 0 && strcmp(src_key, r->key) == 0;
+	if (self && !replace && src.is_latest && alg == S3_CKSUM_NONE) {
+		s3_error(r, 400, "InvalidRequest",
+			 "This copy request is illegal because it is trying to copy an object to itself without changing "
+			 "the object's metadata, storage class, website redirect location or encryption attributes.");
+		goto out;
+	}
+	if (src.size > PUT_MAX) {
+		s3_error(r, 400, "InvalidRequest",
+			 "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120");
+		goto out;
+	}
+	if (!replace)
+		attrs_from_source(&src, &a);
+	else if (!attrs_from_request(r, &a))
+		goto out;
+	if (alg == S3_CKSUM_NONE && src.cksum_algo)
+		alg = s3_cksum_alg_from_name(src.cksum_algo, strlen(src.cksum_algo));
+	struct s3_cksum md5, ck;
+	bool have_ck = alg != S3_CKSUM_NONE && alg != S3_CKSUM_MD5 && s3_cksum_init(&ck, alg) == 0;
+	s3_cksum_init(&md5, S3_CKSUM_MD5);
+	uint8_t loc[S3ROUTE_LOC_MAX];
+	size_t loclen = 0;
+	int rc = copy_data(r, &src, &md5, have_ck ? &ck : NULL, loc, &loclen);
+	uint8_t dig[S3_CKSUM_MAX_DIGEST];
+	s3_cksum_final(&md5, dig);
+	s3_cksum_destroy(&md5);
+	char etag[33];
+	s3_hex_encode(dig, 16, etag);
+	char ckb64[S3_CKSUM_B64_MAX] = "";
+	if (have_ck) {
+		s3_cksum_final_b64(&ck, ckb64);
+		s3_cksum_destroy(&ck);
+	}
+	if (rc != 0) {
+		s3_error_internal(r, "copy", rc);
+		goto out;
+	}
+	struct s3meta_put mp = { .size = src.size, .etag = etag };
+	attrs_to_put(&a, &mp);
+	if (have_ck) {
+		mp.cksum_algo = s3_cksum_alg_name(alg);
+		mp.cksum_value = ckb64;
+	}
+	if (!store_version(r, &mp, loc, loclen))
+		goto out;
+	if (sb.versioning != S3META_UNVERSIONED)
+		http_resp_header(r->h, "x-amz-copy-source-version-id", src.version_id);
+	/* The new version's time: read back, as the metadata service set it. */
+	struct s3meta_obj now;
+	int64_t mtime = 0;
+	if (s3meta_object_get(r->svc->meta, r->bucket, r->key, NULL, &now) == 0 && strcmp(now.etag, etag) == 0)
+		mtime = now.mtime_ms;
+	s3meta_obj_destroy(&now);
+	if (!mtime)
+		mtime = (int64_t)time(NULL) * 1000;
+	char date[40];
+	s3_iso_date(mtime, date);
+	struct wbuf b;
+	struct s3_xw w;
+	s3_xml_begin(r, &b, &w, "CopyObjectResult");
+	char qetag[40];
+	snprintf(qetag, sizeof(qetag), "\"%s\"", etag);
+	s3_xw_elem(&w, "ETag", qetag);
+	s3_xw_elem(&w, "LastModified", date);
+	if (have_ck) {
+		char en[32];
+		snprintf(en, sizeof(en), "Checksum%s", s3_cksum_alg_name(alg));
+		s3_xw_elem(&w, en, ckb64);
+	}
+	s3_xw_close(&w, "CopyObjectResult");
+	s3_respond_xml(r, 200, &b);
+out:
+	attrs_destroy(&a);
+	s3meta_obj_destroy(&src);
+}
+
+/* ---- DeleteObjects ---------------------------------------------------- */
+
+static void delete_objects_body(struct s3req *r, const struct s3body_digest *d)
+{
+	(void)d;
+	size_t len;
+	const uint8_t *body = s3_body_bytes(r, &len);
+	struct s3_delete_req dr;
+	memset(&dr, 0, sizeof(dr));
+	const char *why = NULL;
+	if (s3_xml_parse_delete(body, len, NULL, &dr, &why) != 0) {
+		s3_error(r, 400, "MalformedXML", why ? why : "The XML you provided was not well-formed.");
+		return;
+	}
+	struct wbuf b;
+	struct s3_xw w;
+	s3_xml_begin(r, &b, &w, "DeleteResult");
+	for (size_t i = 0; i < dr.nobjs; i++) {
+		const struct s3_delete_obj *ob = &dr.objs[i];
+		struct s3meta_del del;
+		struct s3meta_locs freed = { 0 };
+		int rc;
+		if (ob->key_len == 0 || strlen(ob->key) != ob->key_len)
+			rc = -S3META_EINVALIDARGUMENT;
+		else if (ob->version_id && !ob->version_id[0])
+			rc = -S3META_EINVALIDARGUMENT;
+		else
+			rc = s3meta_object_delete(r->svc->meta, r->bucket, ob->key, ob->version_id, r->user, &del,
+						  &freed);
+		if (rc != 0) {
+			s3meta_locs_destroy(&freed);
+			const struct s3meta_errinfo *ei = s3meta_errinfo(rc);
+			if (ei->http_status >= 500)
+				log_warn("s3", "%s %s: delete of one key failed: %s", r->id, r->resource, ei->code);
+			s3_xw_open(&w, "Error");
+			s3_xw_elem_n(&w, "Key", ob->key, ob->key_len);
+			if (ob->version_id)
+				s3_xw_elem(&w, "VersionId", ob->version_id);
+			s3_xw_elem(&w, "Code", ei->code);
+			s3_xw_elem(&w, "Message", ei->message);
+			s3_xw_close(&w, "Error");
+			continue;
+		}
+		free_locs(r, &freed);
+		if (dr.quiet)
+			continue;
+		s3_xw_open(&w, "Deleted");
+		s3_xw_elem_n(&w, "Key", ob->key, ob->key_len);
+		if (ob->version_id)
+			s3_xw_elem(&w, "VersionId", ob->version_id);
+		if (del.delete_marker) {
+			s3_xw_elem_bool(&w, "DeleteMarker", true);
+			if (del.version_id[0])
+				s3_xw_elem(&w, "DeleteMarkerVersionId", del.version_id);
+		}
+		s3_xw_close(&w, "Deleted");
+	}
+	s3_xw_close(&w, "DeleteResult");
+	s3_delete_req_free(&dr);
+	s3_respond_xml(r, 200, &b);
+}
+
+void s3op_delete_objects(struct s3req *r)
+{
+	if (!s3_bucket_check(r))
+		return;
+	/* S3 requires an integrity check on this body: Content-MD5, or (newer
+	 * SDKs) any x-amz-checksum-*, as a header or announced trailer. */
+	bool have = http_header_find(&r->h->h, "Content-MD5", NULL) != NULL;
+	const struct http_head *h = &r->h->h;
+	for (int i = 0; i < h->nheaders && !have; i++)
+		have = s3_cksum_alg_from_header(h->headers[i].name.base, h->headers[i].name.len) != S3_CKSUM_NONE;
+	if (!have) {
+		const char *tr = s3_header(r, "x-amz-trailer");
+		have = tr && s3_cksum_alg_from_header(tr, strlen(tr)) != S3_CKSUM_NONE;
+	}
+	if (!have) {
+		s3_error(r, 400, "InvalidRequest", "Missing required header for this request: Content-MD5");
+		return;
+	}
+	s3_body_collect_verified(r, DELETE_BODY_MAX, delete_objects_body);
+}

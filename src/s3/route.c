@@ -5,10 +5,25 @@
 #include "s3meta/s3meta.h"
 
 #include <limits.h>
+#include <pthread.h>
+
+/* Objects being read. S3 lets a GET that started finish even if the key is
+ * overwritten or deleted meanwhile, so freeing an object's data waits until
+ * its last reader closes: s3route_free marks it, the last close frees it.
+ * An open-addressing table keyed by object id, guarded by one mutex (held
+ * only for the lookup). */
+struct reading {
+	struct dn_oid oid;
+	int readers; /* 0 = empty slot */
+	bool free_pending;
+};
 
 struct s3route {
 	struct datanode *dn;
 	uint16_t node_id;
+	pthread_mutex_t mu;
+	struct reading *tab;
+	size_t cap, used;
 };
 
 struct s3route_put {
@@ -18,9 +33,13 @@ struct s3route_put {
 
 struct s3route_get {
 	struct s3route *rt;
+	/* Object ids this read holds (every part of a multipart locator). */
+	struct dn_oid *held;
+	size_t nheld;
 	/* Parts still to read: for a multipart locator, the iterator; the
 	 * requested range in object coordinates. */
 	struct s3meta_mploc_iter it;
+	uint8_t *loc;        /* our copy of the locator: the iterator walks it lazily */
 	bool multipart;
 	const uint8_t *single;
 	size_t single_len;
@@ -31,6 +50,90 @@ struct s3route_get {
 	bool have_piece;
 };
 
+static size_t oid_hash(const struct dn_oid *o)
+{
+	uint64_t h;
+	memcpy(&h, o->b, sizeof(h));
+	return (size_t)(h * 0x9E3779B97F4A7C15ull);
+}
+
+/* The slot of oid, or the empty slot where it would go. Holds rt->mu. */
+static struct reading *slot_of(struct s3route *rt, const struct dn_oid *oid)
+{
+	size_t i = oid_hash(oid) & (rt->cap - 1);
+	while (rt->tab[i].readers > 0 && memcmp(&rt->tab[i].oid, oid, sizeof(*oid)) != 0)
+		i = (i + 1) & (rt->cap - 1);
+	return &rt->tab[i];
+}
+
+static void table_grow(struct s3route *rt)
+{
+	struct reading *old = rt->tab;
+	size_t oldcap = rt->cap;
+	rt->cap = oldcap ? oldcap * 2 : 256;
+	rt->tab = xcalloc(rt->cap, sizeof(*rt->tab));
+	for (size_t i = 0; i < oldcap; i++)
+		if (old[i].readers > 0)
+			*slot_of(rt, &old[i].oid) = old[i];
+	free(old);
+}
+
+static void hold(struct s3route *rt, const struct dn_oid *oid)
+{
+	pthread_mutex_lock(&rt->mu);
+	if ((rt->used + 1) * 2 > rt->cap)
+		table_grow(rt);
+	struct reading *s = slot_of(rt, oid);
+	if (s->readers == 0) {
+		s->oid = *oid;
+		s->free_pending = false;
+		rt->used++;
+	}
+	s->readers++;
+	pthread_mutex_unlock(&rt->mu);
+}
+
+/* Backward-shift deletion keeps the probe chains intact. Holds rt->mu. */
+static void slot_remove(struct s3route *rt, struct reading *s)
+{
+	size_t i = (size_t)(s - rt->tab);
+	s->readers = 0;
+	rt->used--;
+	for (size_t j = (i + 1) & (rt->cap - 1); rt->tab[j].readers > 0; j = (j + 1) & (rt->cap - 1)) {
+		struct reading moved = rt->tab[j];
+		rt->tab[j].readers = 0;
+		*slot_of(rt, &moved.oid) = moved;
+	}
+}
+
+static void release(struct s3route *rt, const struct dn_oid *oid)
+{
+	bool do_free = false;
+	pthread_mutex_lock(&rt->mu);
+	struct reading *s = slot_of(rt, oid);
+	if (s->readers > 0 && --s->readers == 0) {
+		do_free = s->free_pending;
+		slot_remove(rt, s);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	if (do_free)
+		datanode_delete(rt->dn, oid);
+}
+
+/* Frees now, or marks for the last reader to free. */
+static int free_or_defer(struct s3route *rt, const struct dn_oid *oid)
+{
+	pthread_mutex_lock(&rt->mu);
+	struct reading *s = rt->cap ? slot_of(rt, oid) : NULL;
+	if (s && s->readers > 0) {
+		s->free_pending = true;
+		pthread_mutex_unlock(&rt->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return datanode_delete(rt->dn, oid);
+}
+
 int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out)
 {
 	char dir[PATH_MAX];
@@ -38,8 +141,12 @@ int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out)
 	snprintf(dir, sizeof(dir), "%s/datanode", data_dir);
 	datanode_opts_default(&o);
 	struct s3route *rt = xcalloc(1, sizeof(*rt));
+	pthread_mutex_init(&rt->mu, NULL);
+	table_grow(rt);
 	int rc = datanode_open(dir, nstreams, &o, &rt->dn);
 	if (rc != 0) {
+		pthread_mutex_destroy(&rt->mu);
+		free(rt->tab);
 		free(rt);
 		return rc;
 	}
@@ -52,6 +159,8 @@ void s3route_close(struct s3route *rt)
 	if (!rt)
 		return;
 	datanode_close(rt->dn);
+	pthread_mutex_destroy(&rt->mu);
+	free(rt->tab);
 	free(rt);
 }
 
@@ -116,14 +225,33 @@ int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint
 	uint64_t nparts;
 	struct dn_oid oid;
 	if (loclen > 0 && loc[0] == 'M') {
-		if (!s3meta_mploc_init(&g->it, loc, loclen, &nparts)) {
+		g->loc = xmalloc(loclen);
+		memcpy(g->loc, loc, loclen);
+		if (!s3meta_mploc_init(&g->it, g->loc, loclen, &nparts) || nparts > 100000) {
+			free(g->loc);
 			free(g);
 			return -SILT_ECORRUPT;
 		}
 		g->multipart = true;
+		/* Hold every part now, so an overwrite cannot free a part this
+		 * read has yet to reach. */
+		struct s3meta_mploc_iter it = g->it;
+		int64_t size;
+		const uint8_t *ploc;
+		size_t plen;
+		g->held = xcalloc((size_t)(nparts ? nparts : 1), sizeof(*g->held));
+		while (g->nheld < nparts && s3meta_mploc_next(&it, &size, &ploc, &plen))
+			if (parse_single(ploc, plen, &g->held[g->nheld]))
+				hold(rt, &g->held[g->nheld++]);
 	} else if (parse_single(loc, loclen, &oid)) {
-		g->single = loc;
+		g->loc = xmalloc(loclen);
+		memcpy(g->loc, loc, loclen);
+		g->single = g->loc;
 		g->single_len = loclen;
+		g->held = xmalloc(sizeof(*g->held));
+		g->held[0] = oid;
+		g->nheld = 1;
+		hold(rt, &oid);
 	} else {
 		free(g);
 		return -SILT_ECORRUPT;
@@ -201,6 +329,10 @@ void s3route_get_close(struct s3route_get *g)
 		datanode_piece_release(&g->piece);
 	if (g->cur)
 		datanode_get_close(g->cur);
+	for (size_t i = 0; i < g->nheld; i++)
+		release(g->rt, &g->held[i]);
+	free(g->held);
+	free(g->loc);
 	free(g);
 }
 
@@ -225,7 +357,7 @@ int s3route_free(struct s3route *rt, const uint8_t *loc, size_t loclen)
 	}
 	if (!parse_single(loc, loclen, &oid))
 		return -SILT_ECORRUPT;
-	return datanode_delete(rt->dn, &oid);
+	return free_or_defer(rt, &oid);
 }
 
 int s3route_space(struct s3route *rt, uint64_t *used, uint64_t *reclaimable)

@@ -33,7 +33,9 @@ int s3route_put_commit(struct s3route_put *p, uint8_t *loc, size_t *loclen);
 void s3route_put_abort(struct s3route_put *p);
 
 /* Opens a read of [off, off+len) of the object at loc (single or
- * multipart). Bytes come out verified against their stored checksums. */
+ * multipart). Bytes come out verified against their stored checksums.
+ * loc is copied (the read walks a multipart locator lazily), so the caller
+ * may release it right after this call. */
 int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint64_t off, uint64_t len,
 		     struct s3route_get **out);
 /* Next run of verified bytes: 1 with *p and *n set (valid until the next call

@@ -159,6 +159,175 @@ void s3_respond_empty(struct s3req *r, int status)
 	http_respond(r->h, status, NULL, 0);
 }
 
+int s3_respond_stream(struct s3req *r, int status, int64_t len)
+{
+	if (r->answered)
+		return -EALREADY;
+	common_headers(r);
+	finish(r, status);
+	return http_respond_stream(r->h, status, len);
+}
+
+/* ---- conditional requests and copy sources ------------------------------ */
+
+bool s3_parse_http_date(const char *s, int64_t *ms)
+{
+	/* RFC 7231 7.1.1.1: IMF-fixdate, and the obsolete RFC 850 and asctime
+	 * forms a recipient must still accept. */
+	static const char *const fmts[] = {
+		"%a, %d %b %Y %H:%M:%S GMT",
+		"%A, %d-%b-%y %H:%M:%S GMT",
+		"%a %b %e %H:%M:%S %Y",
+	};
+	if (!s)
+		return false;
+	for (size_t i = 0; i < SILT_ARRAY_LEN(fmts); i++) {
+		struct tm tm;
+		memset(&tm, 0, sizeof(tm));
+		const char *end = strptime(s, fmts[i], &tm);
+		if (!end || *end)
+			continue;
+		time_t t = timegm(&tm);
+		if (t == (time_t)-1)
+			continue;
+		*ms = (int64_t)t * 1000;
+		return true;
+	}
+	return false;
+}
+
+/* Whether an If-Match / If-None-Match list names etag (unquoted): entries
+ * are comma-separated, quoted or not, "*" matches any object. */
+static bool etag_list_matches(const char *list, const char *etag)
+{
+	size_t elen = strlen(etag);
+	const char *p = list;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *start = p;
+		while (*p && *p != ',')
+			p++;
+		const char *end = p;
+		while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		if (end - start >= 2 && start[0] == 'W' && start[1] == '/')
+			start += 2;
+		if (end - start >= 2 && start[0] == '"' && end[-1] == '"') {
+			start++;
+			end--;
+		}
+		if (end - start == 1 && *start == '*')
+			return true;
+		if ((size_t)(end - start) == elen && memcmp(start, etag, elen) == 0)
+			return true;
+	}
+	return false;
+}
+
+static const char *cond_header(struct s3req *r, const char *prefix, const char *name)
+{
+	char full[64];
+	snprintf(full, sizeof(full), "%s%s", prefix, name);
+	return s3_header(r, full);
+}
+
+int s3_eval_conditions(struct s3req *r, const char *prefix, const char *etag, int64_t mtime_ms)
+{
+	const char *im = cond_header(r, prefix, "if-match");
+	const char *inm = cond_header(r, prefix, "if-none-match");
+	const char *ims = cond_header(r, prefix, "if-modified-since");
+	const char *ius = cond_header(r, prefix, "if-unmodified-since");
+	/* HTTP dates have whole seconds. */
+	int64_t mtime_s = mtime_ms / 1000;
+	int64_t t;
+	/* S3 (like RFC 7232 6) looks at If-Unmodified-Since only without
+	 * If-Match, and at If-Modified-Since only without If-None-Match. */
+	if (im) {
+		if (!etag_list_matches(im, etag))
+			return 412;
+	} else if (ius && s3_parse_http_date(ius, &t) && mtime_s > t / 1000) {
+		return 412;
+	}
+	if (inm) {
+		if (etag_list_matches(inm, etag))
+			return 304;
+	} else if (ims && s3_parse_http_date(ims, &t) && mtime_s <= t / 1000) {
+		return 304;
+	}
+	return 0;
+}
+
+bool s3_copy_source(struct s3req *r, struct s3meta_bucket *sb, struct s3meta_obj *src, const char **src_key)
+{
+	memset(src, 0, sizeof(*src));
+	const char *cs = s3_header(r, "x-amz-copy-source");
+	if (!cs || !*cs) {
+		s3_error(r, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+		return false;
+	}
+	/* The value is URL-encoded, so a '?' can only start the query. */
+	size_t plen = strcspn(cs, "?");
+	const char *vid = NULL;
+	if (cs[plen] == '?') {
+		const char *q = cs + plen + 1;
+		if (strncmp(q, "versionId=", 10) != 0) {
+			s3_error(r, 400, "InvalidArgument", "Unsupported copy source parameter.");
+			return false;
+		}
+		char *v = http_req_alloc(r->h, strlen(q + 10) + 1);
+		ssize_t vn = http_pct_decode(q + 10, strlen(q + 10), v);
+		if (vn <= 0) {
+			s3_error(r, 400, "InvalidArgument", "Invalid version id specified");
+			return false;
+		}
+		v[vn] = '\0';
+		vid = v;
+	}
+	char *path = http_req_alloc(r->h, plen + 1);
+	ssize_t n = http_pct_decode(cs, plen, path);
+	if (n < 0 || memchr(path, '\0', (size_t)n)) {
+		s3_error(r, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+		return false;
+	}
+	path[n] = '\0';
+	char *b = path[0] == '/' ? path + 1 : path;
+	char *slash = strchr(b, '/');
+	if (!slash || slash == b || !slash[1]) {
+		s3_error(r, 400, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey");
+		return false;
+	}
+	*slash = '\0';
+	const char *key = slash + 1;
+	*src_key = key;
+	int rc = s3meta_bucket_head(r->svc->meta, b, sb);
+	if (rc != 0) {
+		s3_error_meta(r, rc);
+		return false;
+	}
+	if (strcmp(sb->owner, r->user) != 0) {
+		s3_error(r, 403, "AccessDenied", "Access Denied");
+		return false;
+	}
+	rc = s3meta_object_get(r->svc->meta, b, key, vid, src);
+	if (rc != 0) {
+		if (rc == -S3META_EMETHODNOTALLOWED && src->delete_marker)
+			s3_error(r, 400, "InvalidRequest",
+				 "The source of a copy request may not specifically refer to a delete marker by version id.");
+		else
+			s3_error_meta(r, rc);
+		s3meta_obj_destroy(src);
+		return false;
+	}
+	int c = s3_eval_conditions(r, "x-amz-copy-source-", src->etag, src->mtime_ms);
+	if (c != 0) {
+		s3_error(r, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold");
+		s3meta_obj_destroy(src);
+		return false;
+	}
+	return true;
+}
+
 /* ---- the body pipeline -------------------------------------------------- */
 
 struct s3body {
@@ -252,9 +421,13 @@ static void body_start(struct s3req *r, int64_t max, bool want_digests, bool col
 		b->failed = true;
 		return;
 	}
-	if (want_digests) {
+	/* Content-MD5 always covers the body: a collected body is checked
+	 * against it too. */
+	if (want_digests || http_header_find(&r->h->h, "Content-MD5", NULL)) {
 		s3_cksum_init(&b->md5, S3_CKSUM_MD5);
 		b->have_md5 = true;
+	}
+	if (want_digests) {
 		body_pick_checksum(r, b);
 		if (b->alg != S3_CKSUM_NONE && b->alg != S3_CKSUM_MD5 && s3_cksum_init(&b->ck, b->alg) == 0)
 			b->have_ck = true;
@@ -273,6 +446,11 @@ void s3_body_stream(struct s3req *r, int64_t max, bool want_digests, s3body_data
 void s3_body_collect(struct s3req *r, int64_t max, s3body_end_fn on_end)
 {
 	body_start(r, max, false, true, NULL, on_end);
+}
+
+void s3_body_collect_verified(struct s3req *r, int64_t max, s3body_end_fn on_end)
+{
+	body_start(r, max, true, true, NULL, on_end);
 }
 
 const uint8_t *s3_body_bytes(struct s3req *r, size_t *len)
@@ -610,6 +788,17 @@ bool s3_bucket_check(struct s3req *r)
 	return true;
 }
 
+void s3_locs_release(struct s3svc *svc, struct s3meta_locs *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		int rc = s3route_free(svc->route, l->v[i].p, l->v[i].len);
+		if (rc != 0 && rc != -SILT_ENOENT)
+			log_warn("s3", "cannot free object data (%zu-byte locator): %s", l->v[i].len,
+				 silt_strerror(rc));
+	}
+	s3meta_locs_destroy(l);
+}
+
 static uint64_t g_reqno;
 static int g_nstreams;
 
@@ -799,11 +988,42 @@ void s3svc_stop(struct s3svc *s)
 	free(s);
 }
 
+#define MPU_REAP_INTERVAL_MS 10000
+#define MPU_REAP_BATCH 16
+
+/* Aborts a few multipart uploads nobody finished within the expiry and
+ * frees their parts' data. A few per pass, so one pass stays short; a
+ * backlog drains over the following passes. */
+static void reap_uploads(struct s3svc *s)
+{
+	int64_t age = s->conf.mpu_expire_ms > 0 ? s->conf.mpu_expire_ms : S3SVC_MPU_EXPIRE_MS;
+	struct s3meta_list l;
+	int rc = s3meta_mpu_list_abandoned(s->meta, age, MPU_REAP_BATCH, &l);
+	if (rc != 0) {
+		log_warn("s3", "cannot list abandoned uploads: %s", s3meta_errinfo(rc)->message);
+		return;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const struct s3meta_entry *e = &l.v[i];
+		struct s3meta_locs freed = { 0 };
+		rc = s3meta_mpu_abort(s->meta, e->bucket, e->key, e->upload_id, &freed);
+		if (rc == 0) {
+			log_info("s3", "aborted abandoned upload %s of /%s/%s (%zu parts)", e->upload_id, e->bucket,
+				 e->key, freed.n);
+			s3_locs_release(s, &freed);
+		} else if (rc != -S3META_ENOSUCHUPLOAD) {
+			log_warn("s3", "cannot abort abandoned upload %s of /%s/%s: %s", e->upload_id, e->bucket,
+				 e->key, s3meta_errinfo(rc)->message);
+		}
+	}
+	s3meta_list_destroy(&l);
+}
+
 /* Background duties: reclaim abandoned multipart uploads' parts, compact
  * data-node volumes, checkpoint the metadata WAL. Housekeeping thread. */
 void s3svc_housekeeping(struct s3svc *s, int64_t now)
 {
-	static int64_t next_gc, next_ckpt, next_users;
+	static int64_t next_gc, next_ckpt, next_users, next_mpu;
 	if (now >= next_ckpt) {
 		next_ckpt = now + 1000;
 		s3meta_checkpoint(s->meta);
@@ -813,8 +1033,17 @@ void s3svc_housekeeping(struct s3svc *s, int64_t now)
 		next_users = now + 2000;
 		s3meta_users_reload(s->meta);
 	}
+	if (now >= next_mpu) {
+		next_mpu = now + MPU_REAP_INTERVAL_MS;
+		reap_uploads(s);
+	}
 	if (now >= next_gc) {
 		next_gc = now + 30000;
 		s3route_gc(s->route, 0.5, 256u << 20);
 	}
+}
+
+int s3svc_space(struct s3svc *s, uint64_t *used, uint64_t *reclaimable)
+{
+	return s3route_space(s->route, used, reclaimable);
 }

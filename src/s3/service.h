@@ -43,7 +43,11 @@ struct s3svc_conf {
 	const char *root_password;
 	const char *domain;  /* virtual-host suffix: "<bucket>.<domain>" (default "localhost") */
 	const char *region;  /* what GetBucketLocation reports (default "us-east-1") */
+	int64_t mpu_expire_ms; /* abandoned multipart uploads are aborted after this; 0 = S3SVC_MPU_EXPIRE_MS */
 };
+
+/* Multipart uploads older than this are reclaimed by housekeeping. */
+#define S3SVC_MPU_EXPIRE_MS (24ll * 3600 * 1000)
 
 struct s3svc {
 	struct s3svc_conf conf;
@@ -152,6 +156,11 @@ void s3_body_stream(struct s3req *r, int64_t max, bool want_digests, s3body_data
  * calls on_end(r, digest); the bytes are at s3_body_bytes(r). */
 void s3_body_collect(struct s3req *r, int64_t max, s3body_end_fn on_end);
 const uint8_t *s3_body_bytes(struct s3req *r, size_t *len);
+/* Like s3_body_collect, with the digests of s3_body_stream: MD5 and the
+ * client's x-amz-checksum (header or trailer) computed and verified (for
+ * bodies that such a header covers: DeleteObjects). s3_body_collect checks
+ * only Content-MD5, when sent. */
+void s3_body_collect_verified(struct s3req *r, int64_t max, s3body_end_fn on_end);
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -166,10 +175,34 @@ const char *s3_query(struct s3req *r, const char *name, bool *present);
 /* RFC 7231 date for Last-Modified etc., and ISO 8601 for XML. */
 void s3_http_date(int64_t ms, char out[40]);
 void s3_iso_date(int64_t ms, char out[40]);
+/* Frees the data of every locator in l (what a metadata call reported as
+ * unreachable) and destroys l. Failures are logged, not returned: the bytes
+ * are then garbage the data node's GC cannot see, never data loss. */
+void s3_locs_release(struct s3svc *svc, struct s3meta_locs *l);
+/* HTTP date (IMF-fixdate, RFC 850 or asctime) to ms since the epoch. */
+bool s3_parse_http_date(const char *s, int64_t *ms);
+/* Starts a streamed response of len bytes (common headers added, status
+ * noted); then http_stream_write / http_stream_end. For HEAD, call
+ * http_stream_end without writing. Returns http_respond_stream's result. */
+int s3_respond_stream(struct s3req *r, int status, int64_t len);
+/* Evaluates If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since
+ * (prefix "") or their x-amz-copy-source-if-* forms (prefix
+ * "x-amz-copy-source-") against an object's unquoted ETag and mtime, with
+ * S3's precedence: 0 (go on), 304 (not modified) or 412 (failed). */
+int s3_eval_conditions(struct s3req *r, const char *prefix, const char *etag, int64_t mtime_ms);
+/* CopyObject / UploadPartCopy: resolves x-amz-copy-source ("[/]bucket/key"
+ * URL-encoded, optional "?versionId="), checks the caller owns the source
+ * bucket, reads the version and evaluates x-amz-copy-source-if-*. On false
+ * the error was answered (and *src needs no destroy); on true destroy *src.
+ * *src_key: the decoded source key (request arena). */
+bool s3_copy_source(struct s3req *r, struct s3meta_bucket *src_bucket, struct s3meta_obj *src,
+		    const char **src_key);
 
 /* Lifecycle, from the CLI. */
 int s3svc_start(const struct s3svc_conf *conf, struct s3svc **out);
 void s3svc_stop(struct s3svc *s);
+/* Bytes of volume files, and bytes GC could reclaim from sealed volumes. */
+int s3svc_space(struct s3svc *s, uint64_t *used, uint64_t *reclaimable);
 /* Background duties (abandoned uploads, GC, checkpoints); housekeeping thread. */
 void s3svc_housekeeping(struct s3svc *s, int64_t now_ms);
 
