@@ -5,6 +5,7 @@
 #
 #   tests/integration/run_all.sh                 # all
 #   tests/integration/run_all.sh kcat crash      # only tests whose name contains a word
+#   tests/integration/run_all.sh s3_             # only the S3 suite
 #   tests/integration/test_crash.py              # one test directly (from anywhere)
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -19,6 +20,16 @@ TESTS=(
 	test_retention.py
 	test_crash.py
 	test_lifecycle.py
+	s3_buckets.sh
+	s3_transfer.sh
+	s3_s3api.py
+	s3_boto3.py
+	s3_boto3_debian.py
+	s3_s3cmd_rclone.sh
+	s3_jssdk.js
+	s3_auth.py
+	s3_bad_input.py
+	s3_crash.sh
 )
 limit=${IT_TEST_TIMEOUT:-180}
 logdir=${IT_LOG_DIR:-$(mktemp -d /tmp/silt-it-logs-XXXXXX)}

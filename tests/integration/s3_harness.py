@@ -41,6 +41,7 @@ import tempfile
 import time
 import traceback
 import urllib.parse
+import weakref
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -439,12 +440,17 @@ class Response:
         return "<%d %s %r>" % (self.status, self.reason, self.body[:200])
 
 
+# Bytes read past the end of a response (pipelining), per socket.
+_pending = weakref.WeakKeyDictionary()
+
+
 def read_response(sock, head_request=False, timeout=10.0):
     """Reads one HTTP/1.1 response from sock (Content-Length or chunked
     bodies). Returns a Response, or None when the connection closed before
-    a status line arrived."""
+    a status line arrived. Bytes after the response are kept for the next
+    call on the same socket."""
     sock.settimeout(timeout)
-    buf = b""
+    buf = _pending.pop(sock, b"")
     deadline = time.monotonic() + timeout
     while b"\r\n\r\n" not in buf:
         check(time.monotonic() < deadline, "no complete response head within %.0fs" % timeout)
@@ -477,7 +483,7 @@ def read_response(sock, head_request=False, timeout=10.0):
 
     body = b""
     if head_request or status in (204, 304) or 100 <= status < 200:
-        body = b""
+        _pending[sock] = rest
     elif "content-length" in hdrs:
         n = int(hdrs["content-length"])
         body = rest
@@ -485,7 +491,7 @@ def read_response(sock, head_request=False, timeout=10.0):
             d = more()
             check(d, "connection closed after %d of %d body bytes" % (len(body), n))
             body += d
-        rest = body[n:]
+        _pending[sock] = body[n:]
         body = body[:n]
     elif hdrs.get("transfer-encoding", "").lower() == "chunked":
         data = rest
@@ -496,12 +502,22 @@ def read_response(sock, head_request=False, timeout=10.0):
                 data += d
             line, data = data.split(b"\r\n", 1)
             size = int(line.split(b";")[0], 16)
+            if size == 0:
+                # Trailer fields, then the empty line that ends the message.
+                while True:
+                    while b"\r\n" not in data:
+                        d = more()
+                        check(d, "connection closed inside the chunked trailer")
+                        data += d
+                    line, data = data.split(b"\r\n", 1)
+                    if line == b"":
+                        break
+                _pending[sock] = data
+                break
             while len(data) < size + 2:
                 d = more()
                 check(d, "connection closed inside a chunk")
                 data += d
-            if size == 0:
-                break
             body += data[:size]
             data = data[size + 2:]
     else:
