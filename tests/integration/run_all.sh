@@ -23,6 +23,7 @@ TESTS=(
 	s3_buckets.sh
 	s3_transfer.sh
 	s3_s3api.py
+	s3_s3api_v2.py
 	s3_boto3.py
 	s3_boto3_debian.py
 	s3_s3cmd_rclone.sh

@@ -318,7 +318,9 @@ class Aws:
         d = tmpdir("silt-s3it-aws-")
         self.config = os.path.join(d, "config")
         with open(self.config, "w") as f:
-            f.write("[default]\nregion = %s\n" % REGION)
+            # One attempt: botocore's legacy mode retries 400 BadDigest with
+            # backoff, and retries would hide server faults anyway.
+            f.write("[default]\nregion = %s\nmax_attempts = 1\n" % REGION)
             for line in config_lines:
                 f.write(line + "\n")
         creds = os.path.join(d, "credentials")

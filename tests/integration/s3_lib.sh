@@ -40,7 +40,8 @@ mkdir -p "$IT_TMP/aws"
 export AWS_CONFIG_FILE=$IT_TMP/aws/config
 export AWS_SHARED_CREDENTIALS_FILE=$IT_TMP/aws/credentials
 export AWS_PAGER="" AWS_EC2_METADATA_DISABLED=true BOTO_DISABLE_CRT=true
-printf '[default]\nregion = us-east-1\n' >"$AWS_CONFIG_FILE"
+# One attempt: retries (botocore even retries 400 BadDigest) hide faults.
+printf '[default]\nregion = us-east-1\nmax_attempts = 1\n' >"$AWS_CONFIG_FILE"
 printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
 	"$S3_ACCESS" "$S3_SECRET" >"$AWS_SHARED_CREDENTIALS_FILE"
 
