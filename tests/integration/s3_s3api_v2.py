@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The s3_s3api.py cases with Debian's aws-cli 2.9 (/usr/bin/aws, botocore
-1.29, which sends Content-MD5 rather than CRC32): objects, ranges,
+1.29, which sends Content-MD5 rather than CRC32): objects,
 checksums, multipart and presign by default, every case with
 S3_API_V2=full. Run alone: tests/integration/s3_s3api_v2.py"""
 import os
