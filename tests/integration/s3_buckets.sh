@@ -5,7 +5,8 @@
 # owned bucket again keeps its contents; rb of a bucket with an object is
 # BucketNotEmpty and leaves it; head-bucket 404 on a missing bucket and 200
 # on an existing one; rb of a missing bucket is NoSuchBucket; ListBuckets
-# (owner, creation dates) after each step and after a restart.
+# (owner, creation dates) after each step and after a restart; virtual-host
+# style requests (curl to <bucket>.localhost:PORT).
 # Run alone: tests/integration/s3_buckets.sh
 . "$(dirname "$0")/s3_lib.sh"
 
@@ -105,6 +106,20 @@ expect_fail NoSuchBucket "ls of a removed bucket" aws2 s3 ls s3://beta.2
 # A removed name can be created again, empty.
 aws2 s3 mb s3://alpha-1 >/dev/null || fail "re-create alpha-1"
 assert_eq "$(list_keys alpha-1)" "" "a re-created bucket is empty"
+
+log "virtual-host style through curl (<bucket>.localhost)"
+# curl resolves *.localhost to the loopback itself; silt's s3.domain
+# defaults to localhost.
+vh() { timeout 60 curl -s --aws-sigv4 aws:amz:us-east-1:s3 --user "$S3_ACCESS:$S3_SECRET" \
+	-H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@"; }
+assert_eq "$(vh -o /dev/null -w '%{http_code}' -X PUT "http://vhost-bucket.localhost:$S3_PORT/")" 200 "vhost CreateBucket"
+assert_eq "$(vh -o /dev/null -w '%{http_code}' -X PUT --data-binary 'via vhost' \
+	"http://vhost-bucket.localhost:$S3_PORT/dir/obj")" 200 "vhost PutObject"
+assert_eq "$(s3curl /vhost-bucket/dir/obj)" "via vhost" "path-style GET of an object put by vhost"
+assert_eq "$(vh "http://vhost-bucket.localhost:$S3_PORT/?list-type=2" | xml_vals Key)" "dir/obj" "vhost ListObjectsV2"
+assert_eq "$(vh -o /dev/null -w '%{http_code}' -X DELETE "http://vhost-bucket.localhost:$S3_PORT/dir/obj")" 204 "vhost DeleteObject"
+assert_eq "$(vh -o /dev/null -w '%{http_code}' -X DELETE "http://vhost-bucket.localhost:$S3_PORT/")" 204 "vhost DeleteBucket"
+assert_eq "$(http_status -I /vhost-bucket)" 404 "vhost-deleted bucket is gone"
 
 log "buckets survive a restart"
 silt_stop
