@@ -878,6 +878,14 @@ static bool step_req(struct http_conn *c)
 		return true;
 	if (c->req_active && !c->responded && !c->req.aborted && http_body_done(&c->body) &&
 	    !c->body_end_called && !c->body_paused) {
+		/* An empty body the client announced with Expect: 100-continue
+		 * still gets its 100: botocore waits for it and otherwise takes
+		 * the final response for the interim one and misreads the next
+		 * response on the connection. */
+		if (c->req.h.expect_continue && !c->sent_continue) {
+			c->sent_continue = true;
+			put_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+		}
 		c->body_end_called = true;
 		s->h.on_body_end(&c->req);
 		progress = true;
