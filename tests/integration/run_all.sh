@@ -20,6 +20,7 @@ TESTS=(
 	test_retention.py
 	test_crash.py
 	test_lifecycle.py
+	test_fsync_acks.py
 	s3_buckets.sh
 	s3_transfer.sh
 	s3_s3api.py
