@@ -1,6 +1,7 @@
 /* checksum.c - S3 checksum algorithms and their encodings. See checksum.h. */
 #include "core/platform.h"
 #include "s3/checksum.h"
+#include "core/base64.h"
 #include "core/crc.h"
 
 #include <endian.h>
@@ -236,79 +237,14 @@ enum s3_cksum_alg s3_cksum_alg_from_header(const char *s, size_t n)
 	return S3_CKSUM_NONE;
 }
 
-static const char b64_chars[] =
-	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 size_t s3_b64_encode(const uint8_t *p, size_t n, char *out)
 {
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		out[o++] = b64_chars[v >> 18];
-		out[o++] = b64_chars[(v >> 12) & 63];
-		out[o++] = i + 1 < n ? b64_chars[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < n ? b64_chars[v & 63] : '=';
-	}
-	out[o] = '\0';
-	return o;
-}
-
-static int b64_val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return b64_encode(p, n, out);
 }
 
 int s3_b64_decode(const char *s, size_t n, uint8_t *out, size_t cap, size_t *outlen)
 {
-	size_t o = 0;
-	*outlen = 0;
-	if (n % 4)
-		return -SILT_EINVAL;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			char ch = s[i + k];
-			/* Padding is only legal in the last two places of the
-			 * last quantum, and nothing may follow it. */
-			if (ch == '=' && i + 4 == n && k >= 2) {
-				pad++;
-				v[k] = 0;
-				continue;
-			}
-			if (pad)
-				return -SILT_EINVAL;
-			v[k] = b64_val(ch);
-			if (v[k] < 0)
-				return -SILT_EINVAL;
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 |
-			     (uint32_t)v[3];
-		size_t nb = 3 - (size_t)pad;
-		if (o + nb > cap)
-			return -SILT_ETOOBIG;
-		out[o++] = (uint8_t)(w >> 16);
-		if (nb > 1)
-			out[o++] = (uint8_t)(w >> 8);
-		if (nb > 2)
-			out[o++] = (uint8_t)w;
-	}
-	*outlen = o;
-	return 0;
+	return b64_decode(s, n, out, cap, outlen);
 }
 
 void s3_hex_encode(const uint8_t *p, size_t n, char *out)

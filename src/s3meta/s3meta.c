@@ -3,6 +3,7 @@
  * Objects are in s3meta_obj.c, listings in s3meta_list.c, multipart
  * uploads in s3meta_mpu.c. */
 #include "core/platform.h"
+#include "core/base64.h"
 #include "s3meta/s3meta_int.h"
 
 #include "core/log.h"
@@ -529,81 +530,15 @@ int vid_parse(const char *s, int64_t *seq)
 	return 0;
 }
 
-static const char b64chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
 size_t b64_enc(char *out, const uint8_t *in, size_t n)
 {
-	size_t o = 0, i = 0;
-	for (; i + 3 <= n; i += 3) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-		out[o++] = b64chars[v >> 18];
-		out[o++] = b64chars[(v >> 12) & 63];
-		out[o++] = b64chars[(v >> 6) & 63];
-		out[o++] = b64chars[v & 63];
-	}
-	if (n - i == 1) {
-		uint32_t v = (uint32_t)in[i] << 16;
-		out[o++] = b64chars[v >> 18];
-		out[o++] = b64chars[(v >> 12) & 63];
-		out[o++] = '=';
-		out[o++] = '=';
-	} else if (n - i == 2) {
-		uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-		out[o++] = b64chars[v >> 18];
-		out[o++] = b64chars[(v >> 12) & 63];
-		out[o++] = b64chars[(v >> 6) & 63];
-		out[o++] = '=';
-	}
-	out[o] = '\0';
-	return o;
-}
-
-static int b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return b64_encode(in, n, out);
 }
 
 long b64_dec(uint8_t *out, size_t cap, const char *in, size_t n)
 {
-	if (n % 4)
-		return -1;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 4) {
-		int v[4];
-		int pad = 0;
-		for (int k = 0; k < 4; k++) {
-			if (in[i + k] == '=' && i + 4 == n && k >= 2) {
-				v[k] = 0;
-				pad++;
-			} else {
-				if (pad)
-					return -1;
-				v[k] = b64val(in[i + k]);
-				if (v[k] < 0)
-					return -1;
-			}
-		}
-		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 | (uint32_t)v[2] << 6 | (uint32_t)v[3];
-		size_t outn = 3 - (size_t)pad;
-		if (cap - o < outn)
-			return -1;
-		out[o++] = (uint8_t)(w >> 16);
-		if (outn > 1)
-			out[o++] = (uint8_t)(w >> 8);
-		if (outn > 2)
-			out[o++] = (uint8_t)w;
-	}
-	return (long)o;
+	size_t len;
+	return b64_decode(in, n, out, cap, &len) == 0 ? (long)len : -1;
 }
 
 /* ---- user metadata and multipart locators -------------------------------------- */
