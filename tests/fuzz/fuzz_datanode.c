@@ -8,7 +8,7 @@
  * entry; the recovered volume is then walked with the data node's own
  * checks, which must accept every entry recovery kept. Seeds in
  * tests/fuzz/corpus/fuzz_datanode come from `SILT_WRITE_FUZZ_SEEDS=dir
- * build/unit_tests datanode_write_fuzz_seeds`. */
+ * build/unit_tests tool_datanode_write_fuzz_seeds`. */
 #include "core/platform.h"
 #include "core/crc.h"
 #include "core/log.h"

@@ -5,7 +5,7 @@
  * the interesting code (decompressors, record walk) sits behind it. Then the
  * seglog callbacks and kbatch_decompress see the first batch. Seeds in
  * tests/fuzz/corpus/fuzz_kbatch come from `SILT_WRITE_FUZZ_SEEDS=dir
- * build/unit_tests records_write_fuzz_seeds`. */
+ * build/unit_tests tool_records_write_fuzz_seeds`. */
 #include "core/platform.h"
 #include "core/rd.h"
 #include "core/wbuf.h"

@@ -3,7 +3,9 @@
  * TEST(name) { ... } registers a test at load time; CHECK(cond) records a
  * failure (with file:line and the expression) and continues; REQUIRE(cond)
  * records and returns from the test. tests/unit/main.c runs them all (or
- * those whose name contains argv[1]) and prints "N passed, N failed". */
+ * those whose name contains argv[1]) and prints "N passed, N failed".
+ * TEST(tool_x) registers a tool (seed-corpus writer, long measurement) that
+ * runs only when named explicitly: build/unit_tests tool_x. */
 #ifndef SILT_TEST_H
 #define SILT_TEST_H
 

@@ -1131,7 +1131,7 @@ TEST(datanode_throughput)
 
 /* With SILT_WRITE_FUZZ_SEEDS=dir set, writes volume files (valid, and one
  * with a torn tail) as seeds for tests/fuzz/fuzz_datanode. */
-TEST(datanode_write_fuzz_seeds)
+TEST(tool_datanode_write_fuzz_seeds)
 {
 	const char *dir = getenv("SILT_WRITE_FUZZ_SEEDS");
 	if (!dir)

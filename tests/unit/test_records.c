@@ -791,7 +791,7 @@ TEST(records_validate_speed)
 
 /* With SILT_WRITE_FUZZ_SEEDS=dir set, writes valid batches (one per codec,
  * plus a multi-batch set) as seed files for tests/fuzz/fuzz_kbatch. */
-TEST(records_write_fuzz_seeds)
+TEST(tool_records_write_fuzz_seeds)
 {
 	const char *dir = getenv("SILT_WRITE_FUZZ_SEEDS");
 	if (!dir)
