@@ -47,11 +47,10 @@ static void append_set(struct kpartition *p, uint8_t *set, size_t len, struct ap
 	int64_t next = seglog_end_offset(p->log);
 	int64_t first = next;
 	int64_t max_ts = -1;
-	int nb = 0;
 	struct kbatch b;
 	/* Idempotence is checked per batch before anything is written, so a
 	 * rejected set leaves the log untouched. */
-	for (size_t off = 0; off < len; off += b.size, nb++) {
+	for (size_t off = 0; off < len; off += b.size) {
 		kbatch_parse_header(set + off, len - off, &b);
 		if (b.producer_id < 0)
 			continue;
@@ -77,9 +76,6 @@ static void append_set(struct kpartition *p, uint8_t *set, size_t len, struct ap
 	for (size_t off = 0; off < len; off += b.size) {
 		kbatch_parse_header(set + off, len - off, &b);
 		kbatch_assign(set + off, next, p->leader_epoch, now);
-		if (b.producer_id >= 0)
-			pidstate_record(p->pids, b.producer_id, b.producer_epoch, b.base_sequence,
-					b.records_count, next);
 		next += (int64_t)b.last_offset_delta + 1;
 		max_ts = SILT_MAX(max_ts, lat ? now : b.max_timestamp);
 	}
@@ -90,6 +86,15 @@ static void append_set(struct kpartition *p, uint8_t *set, size_t len, struct ap
 		res->err = KERR_UNKNOWN_SERVER_ERROR;
 		res->base_offset = -1;
 		goto out;
+	}
+	/* Only batches that reached the log count for deduplication: a retry
+	 * after a failed append must be appended, not answered as a
+	 * duplicate. baseOffset is the assigned one now. */
+	for (size_t off = 0; off < len; off += b.size) {
+		kbatch_parse_header(set + off, len - off, &b);
+		if (b.producer_id >= 0)
+			pidstate_record(p->pids, b.producer_id, b.producer_epoch, b.base_sequence,
+					b.records_count, b.base_offset);
 	}
 	__atomic_store_n(&p->high_watermark, next, __ATOMIC_RELEASE);
 	res->err = KERR_NONE;
