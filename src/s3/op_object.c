@@ -27,18 +27,6 @@
 
 /* ---- shared helpers ------------------------------------------------------ */
 
-/* Reclaims data the metadata service made unreachable. A failure only
- * leaves garbage behind, so it is logged, not answered. */
-static void free_locs(struct s3req *r, struct s3meta_locs *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		int rc = s3route_free(r->svc->route, l->v[i].p, l->v[i].len);
-		if (rc != 0 && rc != -SILT_ENOENT)
-			log_warn("s3", "%s %s: cannot free replaced data: %s", r->id, r->resource, silt_strerror(rc));
-	}
-	s3meta_locs_destroy(l);
-}
-
 static void free_loc(struct s3req *r, const uint8_t *loc, size_t len)
 {
 	int rc = s3route_free(r->svc->route, loc, len);
@@ -240,7 +228,7 @@ static bool store_version(struct s3req *r, struct s3meta_put *mp, const uint8_t 
 		s3_error_meta(r, rc);
 		return false;
 	}
-	free_locs(r, &freed);
+	s3_locs_release(r->svc, &freed);
 	if (vid[0])
 		http_resp_header(r->h, "x-amz-version-id", vid);
 	return true;
@@ -682,7 +670,7 @@ void s3op_delete_object(struct s3req *r)
 		s3_error_meta(r, rc);
 		return;
 	}
-	free_locs(r, &freed);
+	s3_locs_release(r->svc, &freed);
 	if (del.delete_marker)
 		http_resp_header(r->h, "x-amz-delete-marker", "true");
 	if (del.version_id[0])
@@ -883,7 +871,7 @@ static void delete_objects_body(struct s3req *r, const struct s3body_digest *d)
 			s3_xw_close(&w, "Error");
 			continue;
 		}
-		free_locs(r, &freed);
+		s3_locs_release(r->svc, &freed);
 		if (dr.quiet)
 			continue;
 		s3_xw_open(&w, "Deleted");
