@@ -1,152 +1,38 @@
-# lib.sh - shared harness for silt's bash integration tests. Source it:
+# lib.sh - harness for silt's bash Kafka integration tests (the shared part
+# is common.sh). Source it:
 #
 #   . "$(dirname "$0")/lib.sh"
 #   silt_start 'num.partitions=2' 'auto.create.topics.enable=true'
 #   ... use $SILT_BOOT (127.0.0.1:PORT), $SILT_PORT, $SILT_DATA, $SILT_LOG ...
 #   pass
 #
-# silt_start starts build/silt (or $SILT_BIN) on a free 127.0.0.1 port with a
+# silt_start starts build/silt on free 127.0.0.1 ports (Kafka and S3) with a
 # fresh data directory, writing the given key=value lines to a config file,
-# and waits (bounded by $SILT_START_TIMEOUT, 10 s) until the port accepts
-# connections. Its stderr goes to $SILT_LOG. At exit the server is killed;
-# on failure (fail, or any command failing under set -e) the tail of the log
-# is printed and the temporary directory kept for inspection.
+# and waits until the Kafka port accepts connections.
 
-set -euo pipefail
+# shellcheck source=tests/integration/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$IT_DIR/../.." && pwd)
-SILT_BIN=${SILT_BIN:-$ROOT/build/silt}
-SILT_START_TIMEOUT=${SILT_START_TIMEOUT:-10}
-PY=/usr/bin/python3
-IT_TMP=$(mktemp -d /tmp/silt-it-XXXXXX)
-SILT_PID=
 SILT_PORT=
 SILT_BOOT=
-SILT_DATA=$IT_TMP/data
-SILT_LOG=$IT_TMP/silt.stderr.log
+SILT_S3_PORT=
 SILT_CONF=
-_it_ok=0
-_it_t0=$(date +%s.%N)
-
-log() { printf '  [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-
-_it_exit() {
-	local rc=$?
-	silt_kill9 2>/dev/null || true
-	if [ "$_it_ok" = 1 ] && [ "$rc" = 0 ]; then
-		rm -rf "$IT_TMP"
-	else
-		[ "$rc" = 0 ] && rc=1
-		echo "----- silt stderr ($SILT_LOG), last 80 lines -----"
-		[ -f "$SILT_LOG" ] && tail -n 80 "$SILT_LOG" | sed 's/^/  | /'
-		echo "kept for inspection: $IT_TMP"
-		echo "FAILED"
-	fi
-	exit "$rc"
-}
-trap _it_exit EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
-
-pass() {
-	_it_ok=1
-	awk -v a="$_it_t0" -v b="$(date +%s.%N)" 'BEGIN { printf "ok (%.1fs)\n", b - a }'
-	exit 0
-}
-
-# assert_eq GOT WANT WHAT
-assert_eq() {
-	if [ "$1" != "$2" ]; then
-		printf 'FAIL: %s\n  got:  %q\n  want: %q\n' "$3" "$1" "$2"
-		if [ "$(printf '%s' "$1" | wc -l)" -gt 1 ] || [ "$(printf '%s' "$2" | wc -l)" -gt 1 ]; then
-			diff <(printf '%s\n' "$2") <(printf '%s\n' "$1") | head -40 | sed 's/^/  /' || true
-		fi
-		exit 1
-	fi
-}
-
-# assert_contains HAYSTACK NEEDLE WHAT
-assert_contains() {
-	case "$1" in
-	*"$2"*) ;;
-	*) printf 'FAIL: %s: %q not found in:\n%s\n' "$3" "$2" "$1" | head -60; exit 1 ;;
-	esac
-}
-
-free_port() {
-	$PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-port_open() {
-	# bash's /dev/tcp, bounded by timeout(1)
-	timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
 
 # silt_start [key=value ...]: first start; later calls restart on the same
-# port and data directory with the same config.
+# ports and data directory with the same config.
 silt_start() {
-	[ -x "$SILT_BIN" ] || fail "no executable $SILT_BIN (run make build/silt)"
 	if [ -z "$SILT_PORT" ]; then
 		SILT_PORT=$(free_port)
+		SILT_S3_PORT=$(free_port)
 		SILT_BOOT=127.0.0.1:$SILT_PORT
-		mkdir -p "$SILT_DATA"
 		if [ $# -gt 0 ]; then
 			SILT_CONF=$IT_TMP/silt.conf
 			printf '%s\n' "$@" >"$SILT_CONF"
 		fi
 	fi
-	local args=(server --data-dir "$SILT_DATA" --kafka-addr "$SILT_BOOT")
-	# Builds with the object store also listen for S3 (default port 9000):
-	# a port of our own keeps concurrent servers apart.
-	if [ -z "${SILT_S3_PORT:-}" ] && "$SILT_BIN" server --help 2>&1 | grep -q -- --s3-addr; then
-		SILT_S3_PORT=$(free_port)
-	fi
-	[ -n "${SILT_S3_PORT:-}" ] && args+=(--s3-addr "127.0.0.1:$SILT_S3_PORT")
+	local args=(server --data-dir "$SILT_DATA" --kafka-addr "$SILT_BOOT" --s3-addr "127.0.0.1:$SILT_S3_PORT")
 	[ -n "$SILT_CONF" ] && args+=(--config "$SILT_CONF")
-	echo "=== start: $SILT_BIN ${args[*]}" >>"$SILT_LOG"
-	"$SILT_BIN" "${args[@]}" </dev/null >>"$SILT_LOG" 2>&1 &
-	SILT_PID=$!
-	local deadline=$((SECONDS + SILT_START_TIMEOUT)) i
-	for ((i = 0; i < 1000; i++)); do
-		kill -0 "$SILT_PID" 2>/dev/null || { wait "$SILT_PID" || true; SILT_PID=; fail "silt exited during startup"; }
-		port_open "$SILT_PORT" && return 0
-		[ $SECONDS -ge $deadline ] && fail "silt did not accept connections on $SILT_BOOT within ${SILT_START_TIMEOUT}s"
-		sleep 0.05
-	done
-	fail "silt did not start"
-}
-
-# silt_stop: SIGTERM, wait (bounded), require exit status 0.
-silt_stop() {
-	[ -n "$SILT_PID" ] || return 0
-	kill -TERM "$SILT_PID" 2>/dev/null || true
-	local i rc
-	for ((i = 0; i < 200; i++)); do
-		kill -0 "$SILT_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$SILT_PID" 2>/dev/null; then
-		kill -KILL "$SILT_PID" 2>/dev/null || true
-		wait "$SILT_PID" 2>/dev/null || true
-		SILT_PID=
-		fail "silt did not exit within 10s of SIGTERM"
-	fi
-	rc=0
-	wait "$SILT_PID" || rc=$?
-	SILT_PID=
-	[ "$rc" = 0 ] || fail "silt exited with status $rc after SIGTERM"
-}
-
-silt_kill9() {
-	[ -n "$SILT_PID" ] || return 0
-	kill -KILL "$SILT_PID" 2>/dev/null || true
-	wait "$SILT_PID" 2>/dev/null || true
-	SILT_PID=
+	silt_launch "$SILT_PORT" "${args[@]}"
 }
 
 # kc ARGS...: kcat against the server, bounded in time.

@@ -1,140 +1,23 @@
-// s3_harness.js - start/stop a silt server with the S3 listener for the
-// node (@aws-sdk/client-s3) tests. Same behaviour as s3_harness.py: free
-// 127.0.0.1 ports, fresh data dir, bounded wait for the S3 port, stderr to a
-// log file printed on failure, server killed by PID at exit.
+// s3_harness.js - a silt server for the node S3 tests (@aws-sdk/client-s3):
+// the server handling of silt_harness.js, waiting for the S3 listener.
 'use strict';
 
-const fs = require('fs');
-const net = require('net');
-const os = require('os');
 const path = require('path');
-const { spawn } = require('child_process');
+const h = require(path.join(__dirname, 'silt_harness.js'));
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const SILT_BIN = process.env.SILT_BIN || path.join(ROOT, 'build', 'silt');
-const START_TIMEOUT_MS = 1000 * Number(process.env.SILT_START_TIMEOUT || 10);
-const servers = [];
+// port is the S3 listener; endpoint its URL.
+class SiltS3 extends h.Server {
+  constructor(config) { super(config, 'silt-s3it-js-'); }
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
+  get waitPort() { return this.s3Port; }
+
+  get port() { return this.s3Port; }
+
+  get endpoint() { return `http://127.0.0.1:${this.s3Port}`; }
 }
 
-function portOpen(port) {
-  return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => { s.destroy(); resolve(ok); };
-    s.setTimeout(300, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
+// The S3 tests drive several clients: a longer overall limit.
+const runTest = (main, limitMs = 150000) => h.runTest(main, limitMs);
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-class SiltS3 {
-  constructor() {
-    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'silt-s3it-js-'));
-    this.dataDir = path.join(this.tmp, 'data');
-    this.logPath = path.join(this.tmp, 'silt.stderr.log');
-    this.proc = null;
-    servers.push(this);
-  }
-
-  get endpoint() { return `http://127.0.0.1:${this.port}`; }
-
-  async start() {
-    if (!fs.existsSync(SILT_BIN)) throw new Error(`no executable ${SILT_BIN} (run make build/silt)`);
-    if (!this.port) {
-      this.port = await freePort();
-      this.kafkaPort = await freePort();
-    }
-    fs.mkdirSync(this.dataDir, { recursive: true });
-    const args = ['server', '--data-dir', this.dataDir, '--kafka-addr', `127.0.0.1:${this.kafkaPort}`,
-      '--s3-addr', `127.0.0.1:${this.port}`];
-    fs.appendFileSync(this.logPath, `=== start: ${SILT_BIN} ${args.join(' ')}\n`);
-    const fd = fs.openSync(this.logPath, 'a');
-    this.proc = spawn(SILT_BIN, args, { stdio: ['ignore', fd, fd], cwd: this.tmp });
-    fs.closeSync(fd);
-    this.exited = null;
-    this.proc.on('exit', (code, sig) => { this.exited = { code, sig }; });
-    const deadline = Date.now() + START_TIMEOUT_MS;
-    for (;;) {
-      if (this.exited) throw new Error(`silt exited during startup: ${JSON.stringify(this.exited)}`);
-      if (await portOpen(this.port)) return this;
-      if (Date.now() > deadline) throw new Error(`silt did not accept S3 connections on ${this.port} within ${START_TIMEOUT_MS} ms`);
-      await sleep(50);
-    }
-  }
-
-  async stop(timeoutMs = 10000) {
-    if (!this.proc || this.exited) return this.exited ? this.exited.code : null;
-    this.proc.kill('SIGTERM');
-    const deadline = Date.now() + timeoutMs;
-    while (!this.exited && Date.now() < deadline) await sleep(50);
-    if (!this.exited) {
-      this.proc.kill('SIGKILL');
-      throw new Error(`silt did not exit within ${timeoutMs} ms of SIGTERM`);
-    }
-    return this.exited.code;
-  }
-
-  kill9() {
-    if (this.proc && !this.exited) this.proc.kill('SIGKILL');
-  }
-
-  dumpLog(tail = 60) {
-    let lines = [];
-    try { lines = fs.readFileSync(this.logPath, 'utf8').split('\n'); } catch (e) { /* none */ }
-    console.log(`----- silt stderr (${this.logPath}), last ${tail} lines -----`);
-    for (const l of lines.slice(-tail)) console.log(`  | ${l}`);
-  }
-}
-
-process.on('exit', () => { for (const s of servers) s.kill9(); });
-
-class TestFailure extends Error {}
-
-function check(cond, msg) {
-  if (!cond) throw new TestFailure(msg);
-}
-
-function eq(got, want, what) {
-  const g = JSON.stringify(got);
-  const w = JSON.stringify(want);
-  if (g !== w) throw new TestFailure(`${what}: got ${g}, want ${w}`);
-}
-
-function log(msg) {
-  console.log(`  [${new Date().toISOString().slice(11, 19)}] ${msg}`);
-}
-
-// Runs main() with an overall time limit; prints logs and exits 1 on failure.
-function runTest(main, limitMs = 150000) {
-  const t0 = Date.now();
-  const timer = setTimeout(() => {
-    console.log(`test exceeded ${limitMs} ms`);
-    for (const s of servers) s.dumpLog();
-    process.exit(1);
-  }, limitMs);
-  main().then(() => {
-    clearTimeout(timer);
-    for (const s of servers) { s.kill9(); fs.rmSync(s.tmp, { recursive: true, force: true }); }
-    console.log(`ok (${((Date.now() - t0) / 1000).toFixed(1)}s)`);
-    process.exit(0);
-  }, (err) => {
-    clearTimeout(timer);
-    console.log(err && err.stack ? err.stack : String(err));
-    for (const s of servers) { s.dumpLog(); console.log(`kept for inspection: ${s.tmp}`); }
-    console.log('FAILED');
-    process.exit(1);
-  });
-}
-
-module.exports = { SiltS3, check, eq, log, runTest, sleep, TestFailure };
+module.exports = { SiltS3, check: h.check, eq: h.eq, log: h.log, runTest, sleep: h.sleep,
+  TestFailure: h.TestFailure };

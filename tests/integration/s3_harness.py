@@ -1,4 +1,5 @@
-"""Shared harness for silt's S3 integration tests (Python).
+"""Harness for silt's S3 integration tests (Python); the shared part
+(assertions, ports, server process, run_test) is in harness.py.
 
 Standard library only, so it works under both interpreters on the machine:
 `python3` first on PATH (boto3 1.43, aws-cli 1.45) and /usr/bin/python3
@@ -12,109 +13,30 @@ Standard library only, so it works under both interpreters on the machine:
 
     run_test(main)
 
-SiltS3 starts build/silt (or $SILT_BIN) with the Kafka and S3 listeners on
-free 127.0.0.1 ports and a fresh temporary data directory, waits (bounded)
-until the S3 port accepts connections, and captures stderr to a file.
-run_test prints the traceback and the tail of every server log on failure
-and exits 1; every server still running at exit is killed by its PID. The
-temporary directories are removed on success, kept (and named) on failure.
-
 Besides the server, the module has what several tests need: `aws()` runs
 one aws-cli command with a private config and JSON output, `sign_v4()`
 builds a SigV4-signed raw HTTP request for the socket-level tests, and
 `http()` sends one request over a fresh connection and parses the answer.
 """
 
-import atexit
 import datetime
 import hashlib
 import hmac
 import json
 import os
 import re
-import shutil
-import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import time
-import traceback
 import urllib.parse
 import weakref
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-SILT_BIN = os.environ.get("SILT_BIN", os.path.join(ROOT, "build", "silt"))
-START_TIMEOUT = float(os.environ.get("SILT_START_TIMEOUT", "10"))
+from harness import (ROOT, SILT_BIN, Server, Skip, TestFailure, check, eq,  # noqa: F401
+                     free_port, log, port_open, run_test, tmpdir, wait_until)
+
 ROOT_USER = "siltadmin"
 ROOT_PASSWORD = "siltadmin"
 REGION = "us-east-1"
-
-_servers = []
-_tmpdirs = []
-
-
-class TestFailure(AssertionError):
-    pass
-
-
-class Skip(Exception):
-    """Raised to end a test early as skipped (printed, exit 0)."""
-
-
-def check(cond, msg):
-    if not cond:
-        raise TestFailure(msg)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise TestFailure("%s: got %r, want %r" % (what, got, want))
-
-
-def log(msg):
-    sys.stdout.write("  [%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stdout.flush()
-
-
-def wait_until(pred, timeout, what, interval=0.1):
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while True:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - reported below on timeout
-            last_exc = e
-        if time.monotonic() >= deadline:
-            extra = (" (last error: %r)" % (last_exc,)) if last_exc else ""
-            raise TestFailure("timed out after %.1fs waiting for %s%s" % (timeout, what, extra))
-        time.sleep(interval)
-
-
-def free_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def port_open(port, timeout=0.2):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def tmpdir(prefix="silt-s3it-"):
-    d = tempfile.mkdtemp(prefix=prefix)
-    _tmpdirs.append(d)
-    return d
 
 
 def md5_file(path):
@@ -133,82 +55,29 @@ def multipart_etag(parts):
     return '"%s-%d"' % (hashlib.md5(d).hexdigest(), len(parts))
 
 
-class SiltS3:
-    """One silt server process with the S3 listener. env: extra environment
-    (e.g. SILT_ROOT_USER); config: dict of key=value lines for --config."""
+class SiltS3(Server):
+    """A silt server as the S3 tests use it: start() waits for the S3
+    listener, `port` is the S3 port. env: extra environment (e.g.
+    SILT_ROOT_USER); config: dict of key=value lines for --config."""
 
     def __init__(self, config=None, env=None, name="silt"):
-        self.name = name
-        self.workdir = tmpdir("silt-s3it-run-")
-        self.data_dir = os.path.join(self.workdir, "data")
-        os.makedirs(self.data_dir)
-        self.port = free_port()
-        self.kafka_port = free_port()
-        self.log_path = os.path.join(self.workdir, "%s.stderr.log" % name)
-        self.env = dict(os.environ)
-        self.env.update(env or {})
-        self.config_path = None
-        self.proc = None
-        if config:
-            self.config_path = os.path.join(self.workdir, "silt.conf")
-            with open(self.config_path, "w") as f:
-                f.write("".join("%s=%s\n" % kv for kv in config.items()))
-        _servers.append(self)
+        super().__init__(config=config, env=env, name=name, prefix="silt-s3it-")
+
+    @property
+    def wait_port(self):
+        return self.s3_port
+
+    @property
+    def port(self):
+        return self.s3_port
 
     @property
     def endpoint(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "http://127.0.0.1:%d" % self.s3_port
 
     @property
     def host(self):
-        return "127.0.0.1:%d" % self.port
-
-    def argv(self):
-        a = [SILT_BIN, "server", "--data-dir", self.data_dir,
-             "--kafka-addr", "127.0.0.1:%d" % self.kafka_port,
-             "--s3-addr", "127.0.0.1:%d" % self.port]
-        if self.config_path:
-            a += ["--config", self.config_path]
-        return a
-
-    def start(self):
-        check(os.access(SILT_BIN, os.X_OK), "no executable %s (run make build/silt)" % SILT_BIN)
-        check(not self.alive(), "%s already running" % self.name)
-        with open(self.log_path, "ab") as logf:
-            logf.write(b"=== start: %s\n" % " ".join(self.argv()).encode())
-            logf.flush()
-            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=logf,
-                                         stderr=logf, cwd=self.workdir, env=self.env)
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            rc = self.proc.poll()
-            if rc is not None:
-                raise TestFailure("%s exited with status %d during startup" % (self.name, rc))
-            if port_open(self.port):
-                return self
-            if time.monotonic() >= deadline:
-                raise TestFailure("%s did not accept S3 connections on %s within %.0fs"
-                                  % (self.name, self.host, START_TIMEOUT))
-            time.sleep(0.05)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=10.0):
-        if not self.alive():
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise TestFailure("%s did not exit within %.0fs of SIGTERM" % (self.name, timeout))
-
-    def kill9(self):
-        if self.alive():
-            self.proc.kill()
-            self.proc.wait(10)
+        return "127.0.0.1:%d" % self.s3_port
 
     def user_add(self, access, secret):
         """`silt user add` on this server's data directory; the running
@@ -217,74 +86,6 @@ class SiltS3:
                            capture_output=True, text=True, timeout=30)
         check(r.returncode == 0, "silt user add %s failed (%d): %s%s"
               % (access, r.returncode, r.stdout, r.stderr))
-
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def dump_log(self, tail=60):
-        lines = self.log_text().splitlines()
-        sys.stdout.write("----- %s stderr (%s), last %d of %d lines -----\n"
-                         % (self.name, self.log_path, min(tail, len(lines)), len(lines)))
-        for line in lines[-tail:]:
-            sys.stdout.write("  | %s\n" % line)
-        sys.stdout.flush()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, et, ev, tb):
-        if et is None:
-            rc = self.stop()
-            check(rc == 0, "%s exited with status %r after SIGTERM" % (self.name, rc))
-        else:
-            self.kill9()
-        return False
-
-
-def _cleanup():
-    for s in _servers:
-        try:
-            s.kill9()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-atexit.register(_cleanup)
-
-
-def run_test(main):
-    """Runs main(); on failure prints the exception and server logs, exits 1."""
-    t0 = time.monotonic()
-    try:
-        main()
-    except Skip as e:
-        _cleanup()
-        for d in _tmpdirs:
-            shutil.rmtree(d, ignore_errors=True)
-        sys.stdout.write("SKIPPED: %s\n" % e)
-        sys.stdout.flush()
-        os._exit(0)
-    except BaseException as e:  # noqa: BLE001 - includes KeyboardInterrupt/SystemExit
-        if isinstance(e, SystemExit) and e.code in (0, None):
-            raise
-        traceback.print_exc(file=sys.stdout)
-        for s in _servers:
-            s.dump_log()
-        _cleanup()
-        sys.stdout.write("kept for inspection: %s\n" % " ".join(_tmpdirs))
-        sys.stdout.write("FAILED after %.1fs\n" % (time.monotonic() - t0))
-        sys.stdout.flush()
-        os._exit(1)
-    _cleanup()
-    for d in _tmpdirs:
-        shutil.rmtree(d, ignore_errors=True)
-    sys.stdout.write("ok (%.1fs)\n" % (time.monotonic() - t0))
-    sys.stdout.flush()
-    os._exit(0)
 
 
 # ---------------------------------------------------------------- aws-cli

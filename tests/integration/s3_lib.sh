@@ -1,4 +1,5 @@
-# s3_lib.sh - shared harness for silt's bash S3 integration tests. Source it:
+# s3_lib.sh - harness for silt's bash S3 integration tests (the shared part
+# is common.sh). Source it:
 #
 #   . "$(dirname "$0")/s3_lib.sh"
 #   s3_start
@@ -7,32 +8,21 @@
 #   ... $S3_ENDPOINT (http://127.0.0.1:PORT), $S3_PORT, $SILT_DATA, $IT_TMP ...
 #   pass
 #
-# s3_start starts build/silt (or $SILT_BIN) with Kafka and S3 on free
-# 127.0.0.1 ports and a fresh data directory, and waits (bounded by
-# $SILT_START_TIMEOUT, 10 s) until the S3 port accepts connections; a later
-# call restarts on the same ports and data. stderr goes to $SILT_LOG. The
-# aws wrappers use a private AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE
-# with the root credentials, so nothing from the user's ~/.aws is read. At
-# exit the server is killed by PID; on failure the log tail is printed and
-# the temporary directory kept.
+# s3_start starts build/silt with Kafka and S3 on free 127.0.0.1 ports and
+# a fresh data directory, and waits until the S3 port accepts connections;
+# a later call restarts on the same ports and data. The aws wrappers use a
+# private AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE with the root
+# credentials, so nothing from the user's ~/.aws is read.
 
-set -euo pipefail
+IT_TMP_PREFIX=silt-s3it
+# shellcheck source=tests/integration/common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$IT_DIR/../.." && pwd)
-SILT_BIN=${SILT_BIN:-$ROOT/build/silt}
-SILT_START_TIMEOUT=${SILT_START_TIMEOUT:-10}
-IT_TMP=$(mktemp -d /tmp/silt-s3it-XXXXXX)
-SILT_DATA=$IT_TMP/data
-SILT_LOG=$IT_TMP/silt.stderr.log
-SILT_PID=
 S3_PORT=
 S3_ENDPOINT=
 KAFKA_PORT=
 S3_ACCESS=siltadmin
 S3_SECRET=siltadmin
-_it_ok=0
-_it_t0=$(date +%s.%N)
 
 # Clients must not read the invoking user's AWS settings; they get ours.
 for v in $(env | sed -n 's/^\(AWS_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
@@ -45,128 +35,16 @@ printf '[default]\nregion = us-east-1\nmax_attempts = 1\n' >"$AWS_CONFIG_FILE"
 printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
 	"$S3_ACCESS" "$S3_SECRET" >"$AWS_SHARED_CREDENTIALS_FILE"
 
-log() { printf '  [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-
-_it_exit() {
-	local rc=$?
-	silt_kill9 2>/dev/null || true
-	if [ "$_it_ok" = 1 ] && [ "$rc" = 0 ]; then
-		rm -rf "$IT_TMP"
-	else
-		[ "$rc" = 0 ] && rc=1
-		echo "----- silt stderr ($SILT_LOG), last 60 lines -----"
-		[ -f "$SILT_LOG" ] && tail -n 60 "$SILT_LOG" | sed 's/^/  | /'
-		echo "kept for inspection: $IT_TMP"
-		echo "FAILED"
-	fi
-	exit "$rc"
-}
-trap _it_exit EXIT
-trap 'exit 130' INT TERM
-
-fail() {
-	echo "FAIL: $*"
-	exit 1
-}
-
-pass() {
-	_it_ok=1
-	awk -v a="$_it_t0" -v b="$(date +%s.%N)" 'BEGIN { printf "ok (%.1fs)\n", b - a }'
-	exit 0
-}
-
-skip() {
-	_it_ok=1
-	echo "SKIPPED: $*"
-	exit 0
-}
-
-# assert_eq GOT WANT WHAT
-assert_eq() {
-	if [ "$1" != "$2" ]; then
-		printf 'FAIL: %s\n  got:  %q\n  want: %q\n' "$3" "$1" "$2"
-		if [ "$(printf '%s' "$1" | wc -l)" -gt 1 ] || [ "$(printf '%s' "$2" | wc -l)" -gt 1 ]; then
-			diff <(printf '%s\n' "$2") <(printf '%s\n' "$1") | head -40 | sed 's/^/  /' || true
-		fi
-		exit 1
-	fi
-}
-
-# assert_contains HAYSTACK NEEDLE WHAT
-assert_contains() {
-	case "$1" in
-	*"$2"*) ;;
-	*) printf 'FAIL: %s: %q not found in:\n%s\n' "$3" "$2" "$1" | head -60; exit 1 ;;
-	esac
-}
-
-# assert_not_contains HAYSTACK NEEDLE WHAT
-assert_not_contains() {
-	case "$1" in
-	*"$2"*) printf 'FAIL: %s: %q found in:\n%s\n' "$3" "$2" "$1" | head -60; exit 1 ;;
-	*) ;;
-	esac
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-port_open() {
-	timeout 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
-}
-
-# s3_start: first start picks ports; later calls restart on the same ports
-# and data directory. Extra arguments are passed to `silt server`.
+# s3_start [ARGS...]: first start picks ports; later calls restart on the
+# same ports and data directory. Extra arguments are passed to `silt server`.
 s3_start() {
-	[ -x "$SILT_BIN" ] || fail "no executable $SILT_BIN (run make build/silt)"
 	if [ -z "$S3_PORT" ]; then
 		S3_PORT=$(free_port)
 		KAFKA_PORT=$(free_port)
 		S3_ENDPOINT=http://127.0.0.1:$S3_PORT
-		mkdir -p "$SILT_DATA"
 	fi
-	local args=(server --data-dir "$SILT_DATA" --kafka-addr "127.0.0.1:$KAFKA_PORT"
-		--s3-addr "127.0.0.1:$S3_PORT" "$@")
-	echo "=== start: $SILT_BIN ${args[*]}" >>"$SILT_LOG"
-	"$SILT_BIN" "${args[@]}" </dev/null >>"$SILT_LOG" 2>&1 &
-	SILT_PID=$!
-	local deadline=$((SECONDS + SILT_START_TIMEOUT)) i
-	for ((i = 0; i < 1000; i++)); do
-		kill -0 "$SILT_PID" 2>/dev/null || { wait "$SILT_PID" || true; SILT_PID=; fail "silt exited during startup"; }
-		port_open "$S3_PORT" && return 0
-		[ $SECONDS -ge $deadline ] && fail "silt did not accept S3 connections on port $S3_PORT within ${SILT_START_TIMEOUT}s"
-		sleep 0.05
-	done
-	fail "silt did not start"
-}
-
-# silt_stop: SIGTERM, wait (bounded), require exit status 0.
-silt_stop() {
-	[ -n "$SILT_PID" ] || return 0
-	kill -TERM "$SILT_PID" 2>/dev/null || true
-	local i rc
-	for ((i = 0; i < 200; i++)); do
-		kill -0 "$SILT_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	if kill -0 "$SILT_PID" 2>/dev/null; then
-		kill -KILL "$SILT_PID" 2>/dev/null || true
-		wait "$SILT_PID" 2>/dev/null || true
-		SILT_PID=
-		fail "silt did not exit within 10s of SIGTERM"
-	fi
-	rc=0
-	wait "$SILT_PID" || rc=$?
-	SILT_PID=
-	[ "$rc" = 0 ] || fail "silt exited with status $rc after SIGTERM"
-}
-
-silt_kill9() {
-	[ -n "$SILT_PID" ] || return 0
-	kill -KILL "$SILT_PID" 2>/dev/null || true
-	wait "$SILT_PID" 2>/dev/null || true
-	SILT_PID=
+	silt_launch "$S3_PORT" server --data-dir "$SILT_DATA" --kafka-addr "127.0.0.1:$KAFKA_PORT" \
+		--s3-addr "127.0.0.1:$S3_PORT" "$@"
 }
 
 # aws1 / aws2 ARGS...: the two aws-cli generations against silt, bounded in

@@ -1,14 +1,15 @@
-// silt_harness.js - start/stop a silt server for the node (kafkajs) tests.
-// Same behaviour as silt_harness.py: free 127.0.0.1 port, fresh data dir,
-// optional key=value config, bounded wait for the port, stderr to a log file
-// printed on failure, server killed at exit.
+// silt_harness.js - start/stop a silt server for the node tests (kafkajs and
+// @aws-sdk/client-s3; s3_harness.js builds on this). Same behaviour as
+// harness.py: free 127.0.0.1 ports for both listeners, fresh data dir,
+// optional key=value config, bounded wait for the listener the test uses,
+// stderr to a log file printed on failure, server killed at exit.
 'use strict';
 
 const fs = require('fs');
 const net = require('net');
 const os = require('os');
 const path = require('path');
-const { spawn, spawnSync } = require('child_process');
+const { spawn } = require('child_process');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const SILT_BIN = process.env.SILT_BIN || path.join(ROOT, 'build', 'silt');
@@ -39,9 +40,11 @@ function portOpen(port) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-class Silt {
-  constructor(config) {
-    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'silt-it-js-'));
+// One `silt server` process. Subclasses say which listener start() waits
+// for (waitPort).
+class Server {
+  constructor(config, prefix = 'silt-it-js-') {
+    this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
     this.dataDir = path.join(this.tmp, 'data');
     this.logPath = path.join(this.tmp, 'silt.stderr.log');
     this.configPath = null;
@@ -51,23 +54,22 @@ class Silt {
         Object.entries(config).map(([k, v]) => `${k}=${v}`).join('\n') + '\n');
     }
     this.proc = null;
+    this.kafkaPort = null;
+    this.s3Port = null;
     servers.push(this);
   }
 
-  get bootstrap() { return `127.0.0.1:${this.port}`; }
+  get waitPort() { return this.kafkaPort; }
 
   async start() {
     if (!fs.existsSync(SILT_BIN)) throw new Error(`no executable ${SILT_BIN} (run make build/silt)`);
-    if (!this.port) this.port = await freePort();
-    fs.mkdirSync(this.dataDir, { recursive: true });
-    const args = ['server', '--data-dir', this.dataDir, '--kafka-addr', this.bootstrap];
-    // Builds with the object store also listen for S3 (default port 9000):
-    // a port of our own keeps concurrent servers apart.
-    if (this.s3Port === undefined) {
-      const help = spawnSync(SILT_BIN, ['server', '--help'], { encoding: 'utf8', timeout: 10000 });
-      this.s3Port = `${help.stdout || ''}${help.stderr || ''}`.includes('--s3-addr') ? await freePort() : null;
+    if (!this.kafkaPort) {
+      this.kafkaPort = await freePort();
+      this.s3Port = await freePort();
     }
-    if (this.s3Port) args.push('--s3-addr', `127.0.0.1:${this.s3Port}`);
+    fs.mkdirSync(this.dataDir, { recursive: true });
+    const args = ['server', '--data-dir', this.dataDir, '--kafka-addr', `127.0.0.1:${this.kafkaPort}`,
+      '--s3-addr', `127.0.0.1:${this.s3Port}`];
     if (this.configPath) args.push('--config', this.configPath);
     fs.appendFileSync(this.logPath, `=== start: ${SILT_BIN} ${args.join(' ')}\n`);
     const fd = fs.openSync(this.logPath, 'a');
@@ -78,8 +80,8 @@ class Silt {
     const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
       if (this.exited) throw new Error(`silt exited during startup: ${JSON.stringify(this.exited)}`);
-      if (await portOpen(this.port)) return this;
-      if (Date.now() > deadline) throw new Error(`silt did not accept connections on ${this.bootstrap} within ${START_TIMEOUT_MS} ms`);
+      if (await portOpen(this.waitPort)) return this;
+      if (Date.now() > deadline) throw new Error(`silt did not accept connections on port ${this.waitPort} within ${START_TIMEOUT_MS} ms`);
       await sleep(50);
     }
   }
@@ -110,6 +112,13 @@ class Silt {
     console.log(`----- silt stderr (${this.logPath}), last ${tail} lines -----`);
     for (const l of lines.slice(-tail)) console.log(`  | ${l}`);
   }
+}
+
+// A silt server as the Kafka tests use it: port is the Kafka listener.
+class Silt extends Server {
+  get port() { return this.kafkaPort; }
+
+  get bootstrap() { return `127.0.0.1:${this.kafkaPort}`; }
 }
 
 process.on('exit', () => { for (const s of servers) s.kill9(); });
@@ -174,4 +183,4 @@ function runTest(main, limitMs = 120000) {
   });
 }
 
-module.exports = { Silt, check, eq, log, waitUntil, runTest, sleep, freePort };
+module.exports = { Server, Silt, TestFailure, check, eq, log, waitUntil, runTest, sleep, freePort };

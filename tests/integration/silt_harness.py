@@ -1,4 +1,5 @@
-"""Shared harness for silt's Python integration tests.
+"""Harness for silt's Kafka integration tests (Python); the shared part
+(assertions, ports, server process, run_test) is in harness.py.
 
 Run tests with /usr/bin/python3: the Debian client packages (confluent_kafka,
 kafka-python and the codec modules) are installed for the system interpreter
@@ -10,289 +11,28 @@ A test does:
 
     def main():
         with Silt(config={"num.partitions": 3}) as s:
-            ... s.bootstrap ...
+            ... s.bootstrap, s.port (the Kafka listener), s.data_dir ...
 
     run_test(main)
-
-Silt starts build/silt (or $SILT_BIN) on a free 127.0.0.1 port and a fresh
-temporary data directory, waits until the port accepts connections, and
-captures stderr to a file. run_test prints the traceback and the tail of
-every server log on failure and exits 1; every server still running at exit
-is killed. The data directories are removed on success, kept (and named) on
-failure unless SILT_KEEP=0.
 """
 
-import atexit
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import traceback
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-SILT_BIN = os.environ.get("SILT_BIN", os.path.join(ROOT, "build", "silt"))
-START_TIMEOUT = float(os.environ.get("SILT_START_TIMEOUT", "10"))
-
-_servers = []
-_tmpdirs = []
+from harness import (ROOT, SILT_BIN, Server, Skip, TestFailure, check, eq,  # noqa: F401
+                     free_port, log, port_open, run_test, tmpdir, wait_until)
 
 
-class TestFailure(AssertionError):
-    pass
+class Silt(Server):
+    """A silt server as the Kafka tests use it: start() waits for the Kafka
+    listener, `port` is the Kafka port."""
 
-
-def check(cond, msg):
-    """Fails the test with msg unless cond holds."""
-    if not cond:
-        raise TestFailure(msg)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise TestFailure("%s: got %r, want %r" % (what, got, want))
-
-
-def log(msg):
-    sys.stdout.write("  [%s] %s\n" % (time.strftime("%H:%M:%S"), msg))
-    sys.stdout.flush()
-
-
-def wait_until(pred, timeout, what, interval=0.1):
-    """Polls pred() until it returns a truthy value (returned) or timeout
-    seconds pass (the test fails naming `what`)."""
-    deadline = time.monotonic() + timeout
-    last_exc = None
-    while True:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - reported below if we time out
-            last_exc = e
-        if time.monotonic() >= deadline:
-            extra = (" (last error: %r)" % (last_exc,)) if last_exc else ""
-            raise TestFailure("timed out after %.1fs waiting for %s%s" % (timeout, what, extra))
-        time.sleep(interval)
-
-
-def free_port():
-    """A port that was free a moment ago on 127.0.0.1. There is a small race
-    with other processes, which is acceptable for tests."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-    finally:
-        s.close()
-
-
-def port_open(port, host="127.0.0.1", timeout=0.2):
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def tmpdir(prefix="silt-it-"):
-    d = tempfile.mkdtemp(prefix=prefix)
-    _tmpdirs.append(d)
-    return d
-
-
-_help_text = None
-
-
-def _has_option(opt):
-    global _help_text
-    if _help_text is None:
-        try:
-            out = subprocess.run([SILT_BIN, "server", "--help"], capture_output=True, timeout=10)
-            _help_text = (out.stdout + out.stderr).decode("utf-8", "replace")
-        except (OSError, subprocess.TimeoutExpired):
-            _help_text = ""
-    return opt in _help_text
-
-
-class Silt:
-    """One silt server process. config: dict or list of "key=value" lines
-    written to a config file passed with --config."""
-
-    def __init__(self, config=None, data_dir=None, port=None, name="silt"):
-        self.name = name
-        self.data_dir = data_dir or tmpdir("silt-data-")
-        self.port = port or free_port()
-        # Builds with the object store listen for S3 too (default port 9000);
-        # give each server its own port so that tests never collide.
-        self.s3_port = free_port() if _has_option("--s3-addr") else None
-        self.workdir = tmpdir("silt-run-")
-        self.log_path = os.path.join(self.workdir, "%s.stderr.log" % name)
-        self.config_path = None
-        self.proc = None
-        self.starts = 0
-        self._log_marks = []
-        if config:
-            if isinstance(config, dict):
-                lines = ["%s=%s" % (k, v) for k, v in config.items()]
-            else:
-                lines = list(config)
-            self.config_path = os.path.join(self.workdir, "silt.conf")
-            with open(self.config_path, "w") as f:
-                f.write("\n".join(lines) + "\n")
-        _servers.append(self)
+    @property
+    def port(self):
+        return self.kafka_port
 
     @property
     def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
-
-    def argv(self):
-        a = [SILT_BIN, "server", "--data-dir", self.data_dir, "--kafka-addr", self.bootstrap]
-        if self.s3_port:
-            a += ["--s3-addr", "127.0.0.1:%d" % self.s3_port]
-        if self.config_path:
-            a += ["--config", self.config_path]
-        return a
-
-    def start(self):
-        check(os.access(SILT_BIN, os.X_OK), "no executable %s (run make build/silt)" % SILT_BIN)
-        check(self.proc is None or self.proc.poll() is not None, "%s already running" % self.name)
-        self._log_marks.append(self._log_size())
-        logf = open(self.log_path, "ab")
-        logf.write(b"=== start %d: %s\n" % (self.starts + 1, " ".join(self.argv()).encode()))
-        logf.flush()
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=logf,
-                                     stderr=logf, cwd=self.workdir)
-        logf.close()
-        self.starts += 1
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            rc = self.proc.poll()
-            if rc is not None:
-                raise TestFailure("%s exited with status %d during startup" % (self.name, rc))
-            if port_open(self.port):
-                return self
-            if time.monotonic() >= deadline:
-                raise TestFailure("%s did not accept connections on %s within %.0fs"
-                                  % (self.name, self.bootstrap, START_TIMEOUT))
-            time.sleep(0.05)
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=10.0):
-        """SIGTERM and wait; returns the exit status. Fails the test if the
-        server does not exit in time (it is then killed)."""
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise TestFailure("%s did not exit within %.0fs of SIGTERM" % (self.name, timeout))
-
-    def kill9(self):
-        """Crash the server: SIGKILL, then wait for it to be gone."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def restart(self):
-        self.stop()
-        return self.start()
-
-    def _log_size(self):
-        try:
-            return os.path.getsize(self.log_path)
-        except OSError:
-            return 0
-
-    def log_text(self, since_last_start=False):
-        try:
-            with open(self.log_path, "rb") as f:
-                if since_last_start and self._log_marks:
-                    f.seek(self._log_marks[-1])
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def dump_log(self, tail=80):
-        lines = self.log_text().splitlines()
-        sys.stdout.write("----- %s stderr (%s), last %d of %d lines -----\n"
-                         % (self.name, self.log_path, min(tail, len(lines)), len(lines)))
-        for line in lines[-tail:]:
-            sys.stdout.write("  | %s\n" % line)
-        sys.stdout.flush()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, et, ev, tb):
-        if et is None:
-            rc = self.stop()
-            check(rc == 0, "%s exited with status %r after SIGTERM" % (self.name, rc))
-        else:
-            self.kill9()
-        return False
-
-
-def _cleanup():
-    for s in _servers:
-        try:
-            s.kill9()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-atexit.register(_cleanup)
-
-
-def _on_term(signum, frame):
-    # run_all.sh's timeout sends SIGTERM; Python would exit without atexit
-    # handlers and leave silt running.
-    sys.stdout.write("killed by signal %d\n" % signum)
-    for srv in _servers:
-        srv.dump_log(40)
-    _cleanup()
-    os._exit(128 + signum)
-
-
-signal.signal(signal.SIGTERM, _on_term)
-
-
-def run_test(main):
-    """Runs main(); on any exception prints it and the server logs, exits 1."""
-    t0 = time.monotonic()
-    try:
-        main()
-    except BaseException as e:  # noqa: BLE001 - includes KeyboardInterrupt/SystemExit
-        if isinstance(e, SystemExit) and e.code in (0, None):
-            raise
-        traceback.print_exc(file=sys.stdout)
-        for s in _servers:
-            s.dump_log()
-        _cleanup()
-        if os.environ.get("SILT_KEEP", "1") != "0":
-            sys.stdout.write("kept for inspection: %s\n" % " ".join(_tmpdirs))
-        else:
-            for d in _tmpdirs:
-                shutil.rmtree(d, ignore_errors=True)
-        sys.stdout.write("FAILED after %.1fs\n" % (time.monotonic() - t0))
-        sys.stdout.flush()
-        os._exit(1)
-    _cleanup()
-    for d in _tmpdirs:
-        shutil.rmtree(d, ignore_errors=True)
-    sys.stdout.write("ok (%.1fs)\n" % (time.monotonic() - t0))
-    sys.stdout.flush()
-    # Client libraries (librdkafka threads) can make interpreter shutdown slow.
-    os._exit(0)
+        return "127.0.0.1:%d" % self.kafka_port
 
 
 def segment_files(data_dir, topic, partition=None):
