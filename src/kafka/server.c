@@ -367,13 +367,23 @@ static void conn_read(struct kconn *c)
 				continue;
 			}
 		} else {
-			n = read(c->io.fd, c->stage + c->stage_len, sizeof(c->stage) - c->stage_len);
+			size_t room = sizeof(c->stage) - c->stage_len;
+			n = read(c->io.fd, c->stage + c->stage_len, room);
 			if (n > 0) {
 				c->stage_len += (size_t)n;
 				if (!conn_parse(c)) {
 					conn_close(c, NULL);
 					return;
 				}
+				/* A short read emptied the socket: stop here rather
+				 * than pay one more read for EAGAIN on every request.
+				 * The watcher is level-triggered, so bytes (or EOF)
+				 * that arrive from now on wake the loop again. Only
+				 * when every whole frame was taken, though: frames
+				 * left staged by a full queue need the pause below
+				 * so that conn_flush resumes them. */
+				if ((size_t)n < room && c->nq < MAX_QUEUED_PER_CONN && !c->read_paused)
+					return;
 				continue;
 			}
 		}
