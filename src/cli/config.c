@@ -35,6 +35,7 @@ void config_defaults(struct silt_conf *sc)
 	c->offsets_retention_ms = 7LL * 24 * 3600 * 1000;
 	c->log_retention_check_interval_ms = 300000;
 	c->fsync_acks = false;
+	c->debug_request_timing = false;
 	tconf_defaults(&c->topic_defaults);
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	c->nthreads = n > 0 ? (int)SILT_MIN(n, 64) : 1;
@@ -178,6 +179,8 @@ int config_set(struct silt_conf *sc, const char *key, const char *v)
 			c->nthreads = (int)x;
 	} else if (strcmp(key, "silt.fsync.before.ack") == 0) {
 		rc = parse_bool(v, &c->fsync_acks);
+	} else if (strcmp(key, "silt.debug.request.timing") == 0) {
+		rc = parse_bool(v, &c->debug_request_timing);
 	} else {
 		return -SILT_ENOENT;
 	}

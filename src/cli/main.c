@@ -42,6 +42,8 @@ static void server_usage(FILE *f)
 		"                        log.flush.interval.messages, log.flush.interval.ms,\n"
 		"                        num.network.threads, group.initial.rebalance.delay.ms,\n"
 		"                        silt.fsync.before.ack (fsync every ack, group commit),\n"
+		"                        silt.debug.request.timing (log produce requests'\n"
+		"                        time in the server, receive to response sent),\n"
 		"                        s3.addr, s3.root.user, s3.root.password, s3.domain,\n"
 		"                        s3.region (root credentials also from SILT_ROOT_USER\n"
 		"                        and SILT_ROOT_PASSWORD)\n"

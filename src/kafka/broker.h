@@ -57,6 +57,7 @@ struct kbroker_conf {
 	int64_t offsets_retention_ms;
 	int64_t log_retention_check_interval_ms;
 	bool fsync_acks;                     /* fsync before acknowledging a produce (group commit) */
+	bool debug_request_timing;           /* silt.debug.request.timing: log produce time in server */
 	struct tconf topic_defaults;         /* log.retention.ms etc. as topic defaults */
 	int nthreads;
 };

@@ -59,6 +59,7 @@ struct kreq {
 	struct kreq *pnext, *pprev;  /* loop's pending list */
 	uint8_t *frame;              /* owned; body points into it (writable) */
 	size_t frame_len;
+	int64_t rx_ns;               /* request timing: when its bytes were received */
 };
 
 /* A file range spliced into the response at byte `at` of out (Fetch). */

@@ -1,5 +1,6 @@
 #include "core/platform.h"
 #include "kafka/server.h"
+#include "core/lathist.h"
 #include "core/listener.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -15,6 +16,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Read staging buffer: small requests are copied out of it whole; a frame
@@ -25,6 +27,7 @@
 #define MAX_QUEUED_PER_CONN 64
 
 enum { RS_RUNNING, RS_PENDING, RS_DONE, RS_NORESP };
+enum { API_KEY_PRODUCE = 0 };
 
 struct kconn {
 	struct kloop *kl;
@@ -46,6 +49,7 @@ struct kconn {
 	bool closing;
 	bool read_paused;
 	bool flush_wanted;
+	int64_t rx_ns; /* request timing: kernel receive time of the last bytes read */
 };
 
 const char *kconn_peer_host(const struct kconn *c)
@@ -66,7 +70,15 @@ struct kloop {
 	int kick_posted;               /* atomic: a kick is already queued */
 	struct loop_timer deadline;
 	struct loop_io listen_io;      /* only loop 0 */
+	/* silt.debug.request.timing: produce requests' time in the server,
+	 * one log line per burst (at most every TIMING_WINDOW_MS); NULL if off. */
+	struct lathist *timing;
+	int64_t timing_start_ms, timing_last_ms; /* monotonic */
+	struct loop_timer timing_timer;
 };
+
+#define TIMING_WINDOW_MS 10000
+#define TIMING_IDLE_MS 1000
 
 struct kserver {
 	int lfd;
@@ -94,6 +106,87 @@ struct wbuf *kloop_scratch(struct kloop *kl)
 	if (!tls.max)
 		wbuf_init(&tls, 0, 256u << 20);
 	return &tls;
+}
+
+/* ---- request timing (silt.debug.request.timing) ------------------------ */
+
+/* With the option on, each connection asks the kernel for the receive time
+ * of the bytes it reads (SO_TIMESTAMPNS), and each produce request's time
+ * from there to the moment its whole response was handed to the socket goes
+ * into the loop's histogram: wakeup delay, queueing behind other requests,
+ * the append and the response write, i.e. the server's share of a client's
+ * latency. Off by default: it costs a control message per read. */
+
+static int64_t realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void timing_report(struct kloop *kl)
+{
+	struct lathist *h = kl->timing;
+	if (!h || h->count == 0)
+		return;
+	double secs = (double)(kl->timing_last_ms - kl->timing_start_ms) / 1000.0;
+	log_info("kafka",
+		 "loop %d: %" PRIu64 " produce requests in %.1f s; receive to response sent: p50 %" PRId64
+		 " us, p99 %" PRId64 " us, p99.9 %" PRId64 " us, max %" PRId64 " us; %" PRIu64
+		 " over 1 ms, %" PRIu64 " over 2 ms",
+		 kl->idx, h->count, secs, lathist_quantile(h, 0.5), lathist_quantile(h, 0.99),
+		 lathist_quantile(h, 0.999), h->max_us, h->over_1ms, h->over_2ms);
+	lathist_reset(h);
+}
+
+static void timing_timer_cb(struct loop_timer *t)
+{
+	struct kloop *kl = t->data;
+	int64_t now = mono_ms();
+	if (now - kl->timing_start_ms >= TIMING_WINDOW_MS || now - kl->timing_last_ms >= TIMING_IDLE_MS)
+		timing_report(kl);
+	else
+		loop_timer_start(kl->loop, &kl->timing_timer, TIMING_IDLE_MS);
+}
+
+static void timing_note(struct kloop *kl, int64_t rx_ns)
+{
+	if (rx_ns == 0)
+		return;
+	int64_t now = mono_ms();
+	if (kl->timing->count == 0) {
+		kl->timing_start_ms = now;
+		loop_timer_start(kl->loop, &kl->timing_timer, TIMING_IDLE_MS);
+	}
+	kl->timing_last_ms = now;
+	lathist_add(kl->timing, (realtime_ns() - rx_ns) / 1000);
+}
+
+/* read(), or with request timing recvmsg() that also takes the receive
+ * time of the bytes. */
+static ssize_t conn_recv(struct kconn *c, void *buf, size_t len)
+{
+	if (!c->kl->timing)
+		return read(c->io.fd, buf, len);
+	struct iovec v = { buf, len };
+	union {
+		char b[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} cbuf;
+	struct msghdr mh = { .msg_iov = &v, .msg_iovlen = 1, .msg_control = cbuf.b,
+			     .msg_controllen = sizeof(cbuf.b) };
+	ssize_t n = recvmsg(c->io.fd, &mh, 0);
+	if (n <= 0)
+		return n;
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			c->rx_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		}
+	}
+	return n;
 }
 
 /* ---- requests ---------------------------------------------------------- */
@@ -277,6 +370,7 @@ static void conn_enqueue(struct kconn *c, uint8_t *frame, size_t len)
 	req->kl = c->kl;
 	req->frame = frame;
 	req->frame_len = len;
+	req->rx_ns = c->rx_ns;
 	req->state = RS_RUNNING;
 	wbuf_init(&req->out, 0, (size_t)kbroker_conf()->socket_request_max_bytes + (64u << 20));
 	if (c->q_tail)
@@ -356,7 +450,7 @@ static void conn_read(struct kconn *c)
 		}
 		ssize_t n;
 		if (c->big) {
-			n = read(c->io.fd, c->big + c->big_got, c->big_len - c->big_got);
+			n = conn_recv(c, c->big + c->big_got, c->big_len - c->big_got);
 			if (n > 0) {
 				c->big_got += (size_t)n;
 				if (c->big_got == c->big_len) {
@@ -367,13 +461,23 @@ static void conn_read(struct kconn *c)
 				continue;
 			}
 		} else {
-			n = read(c->io.fd, c->stage + c->stage_len, sizeof(c->stage) - c->stage_len);
+			size_t room = sizeof(c->stage) - c->stage_len;
+			n = conn_recv(c, c->stage + c->stage_len, room);
 			if (n > 0) {
 				c->stage_len += (size_t)n;
 				if (!conn_parse(c)) {
 					conn_close(c, NULL);
 					return;
 				}
+				/* A short read emptied the socket: stop here rather
+				 * than pay one more read for EAGAIN on every request.
+				 * The watcher is level-triggered, so bytes (or EOF)
+				 * that arrive from now on wake the loop again. Only
+				 * when every whole frame was taken, though: frames
+				 * left staged by a full queue need the pause below
+				 * so that conn_flush resumes them. */
+				if ((size_t)n < room && c->nq < MAX_QUEUED_PER_CONN && !c->read_paused)
+					return;
 				continue;
 			}
 		}
@@ -481,6 +585,8 @@ static void conn_flush(struct kconn *c)
 				loop_io_mod(c->kl->loop, &c->io, want | LOOP_WRITE);
 				return;
 			}
+			if (c->kl->timing && req->api_key == API_KEY_PRODUCE)
+				timing_note(c->kl, req->rx_ns);
 		}
 		c->sent = 0;
 		c->q_head = req->next;
@@ -586,6 +692,12 @@ static void adopt_cb(void *arg)
 	c->kl = kl;
 	c->io.fd = h->fd;
 	c->io.cb = conn_on_io;
+	if (kl->timing) {
+		int one = 1;
+		if (setsockopt(h->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one)) != 0)
+			log_warn("kafka", "%s: SO_TIMESTAMPNS: %s; no request timing for it", h->peer,
+				 strerror(errno));
+	}
 	c->io.data = c;
 	snprintf(c->peer, sizeof(c->peer), "%s", h->peer);
 	snprintf(c->host, sizeof(c->host), "%s", h->host);
@@ -660,6 +772,9 @@ int kserver_start(const char *host, int port, int nthreads, struct kserver **out
 		kl->loop = loop_new();
 		wbuf_init(&kl->scratch, 1 << 20, 256u << 20);
 		loop_timer_init(&kl->deadline, pending_timer_cb, kl);
+		loop_timer_init(&kl->timing_timer, timing_timer_cb, kl);
+		if (kbroker_conf()->debug_request_timing)
+			kl->timing = xcalloc(1, sizeof(*kl->timing));
 	}
 	struct kloop *l0 = &s->loops[0];
 	l0->listen_io.fd = fd;
@@ -677,6 +792,7 @@ static void close_all_cb(void *arg)
 	struct kloop *kl = arg;
 	while (kl->conns)
 		conn_close(kl->conns, NULL);
+	timing_report(kl);
 	loop_stop(kl->loop);
 }
 
@@ -692,6 +808,7 @@ void kserver_stop(struct kserver *s)
 	for (int i = 0; i < s->nloops; i++) {
 		loop_free(s->loops[i].loop);
 		wbuf_destroy(&s->loops[i].scratch);
+		free(s->loops[i].timing);
 	}
 	close(s->lfd);
 	free(s->loops);

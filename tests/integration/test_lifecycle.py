@@ -10,6 +10,8 @@
   with a message.
 - A second server on a data directory in use refuses to start (Kafka holds a
   lock file; two writers on one log corrupt it), and the first keeps serving.
+- silt.debug.request.timing=true logs the produce requests' time in the
+  server (one line per burst, and at shutdown); without it nothing is logged.
 """
 
 import os
@@ -24,6 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from silt_harness import Silt, check, eq, free_port, log, run_test, tmpdir  # noqa: E402
 
 RECOVERY = re.compile(r"unclean|recovered segment", re.I)
+TIMING = re.compile(r"loop \d+: (\d+) produce requests in [0-9.]+ s; receive to response sent: "
+                    r"p50 \d+ us, p99 \d+ us, p99\.9 \d+ us, max \d+ us; \d+ over 1 ms, \d+ over 2 ms")
 
 
 def kcat(s, *args, data=None):
@@ -133,6 +137,18 @@ def main():
         eq(kcat(s, "-C", "-t", "life", "-o", "beginning", "-e", "-q", "-f", "%k:%s\\n"), "k:v\n",
            "first server still serving after the refused second one")
         check(not problems, "\n\n".join(problems))
+        check(not TIMING.search(s.log_text()), "request timing logged without silt.debug.request.timing")
+
+    # Request timing: every acks=1 message of kcat is a produce request here
+    # (one per line with linger 0), and all of them are counted.
+    with Silt(config={"num.partitions": 1, "silt.debug.request.timing": "true"}) as s:
+        kcat(s, "-P", "-t", "timing", "-X", "linger.ms=0", "-X", "acks=1",
+             data=b"".join(b"m%d\n" % i for i in range(20)))
+        s.stop()
+        counts = [int(m.group(1)) for m in TIMING.finditer(s.log_text())]
+        log("request timing counted %r produce requests" % counts)
+        check(counts, "no request timing line with silt.debug.request.timing=true:\n%s" % s.log_text()[-1500:])
+        check(1 <= sum(counts) <= 20, "request timing counted %r produce requests for 20 messages" % counts)
 
 
 if __name__ == "__main__":

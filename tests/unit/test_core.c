@@ -1,5 +1,6 @@
 #include "core/platform.h"
 #include "core/crc.h"
+#include "core/lathist.h"
 #include "core/rd.h"
 #include "core/wbuf.h"
 #include "test.h"
@@ -69,4 +70,39 @@ TEST(wbuf_max_is_hard)
 	CHECK_EQ_INT(w.p[0], 1);
 	CHECK_EQ_INT(w.p[3], 4);
 	wbuf_destroy(&w);
+}
+
+TEST(lathist_quantiles)
+{
+	struct lathist h;
+	lathist_reset(&h);
+	CHECK_EQ_INT(lathist_quantile(&h, 0.5), 0);
+	/* 1..1000 us: the q-quantile sample is q*1000 us, reported as the
+	 * upper edge of its 10 us bucket [10k, 10k+10). */
+	for (int us = 1; us <= 1000; us++)
+		lathist_add(&h, us);
+	CHECK_EQ_INT(h.count, 1000);
+	CHECK_EQ_INT(lathist_quantile(&h, 0.5), 510);
+	CHECK_EQ_INT(lathist_quantile(&h, 0.99), 1000);
+	CHECK_EQ_INT(lathist_quantile(&h, 0.999), 1000);
+	CHECK_EQ_INT(lathist_quantile(&h, 1.0), 1000);
+	CHECK_EQ_INT(h.over_1ms, 0);
+	/* The overflow bucket answers with the max; negative counts as 0. */
+	lathist_add(&h, 5 * LATHIST_MAX_US);
+	lathist_add(&h, -7);
+	CHECK_EQ_INT(h.max_us, 5 * LATHIST_MAX_US);
+	CHECK_EQ_INT(lathist_quantile(&h, 1.0), 5 * LATHIST_MAX_US);
+	CHECK_EQ_INT(lathist_quantile(&h, 0.9999), 5 * LATHIST_MAX_US);
+	CHECK_EQ_INT(lathist_quantile(&h, 0.0001), 10);
+	CHECK_EQ_INT(h.over_1ms, 1);
+	CHECK_EQ_INT(h.over_2ms, 1);
+	/* A quantile never exceeds the largest sample. */
+	lathist_reset(&h);
+	lathist_add(&h, 3);
+	CHECK_EQ_INT(lathist_quantile(&h, 0.5), 3);
+	lathist_add(&h, 1500);
+	lathist_add(&h, 2500);
+	CHECK_EQ_INT(h.over_1ms, 2);
+	CHECK_EQ_INT(h.over_2ms, 1);
+	CHECK_EQ_INT(lathist_quantile(&h, 0.5), 1510);
 }

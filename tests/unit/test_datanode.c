@@ -274,6 +274,49 @@ TEST(datanode_seglog_segment_access)
 	}
 }
 
+/* A volume whose file ends in zeros after the last chunk (preallocated, or
+ * left longer than its data by a crash) reopens with the zeros cut, clean
+ * marker or not: an all-zero chunk header is invalid. */
+TEST(datanode_volume_zero_tail_cut)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 32], marker[PATH_MAX + 32];
+	struct seglog_opts so;
+	struct seglog *log;
+	struct seglog_stats st;
+	struct seglog_entry e;
+	struct stat sb;
+	uint8_t zero[DNCHUNK_HDR] = { 0 };
+	const uint64_t one = DNCHUNK_HDR + 100;
+
+	CHECK(dnchunk_seglog_format.scan_header(zero, sizeof(zero), &e) != 0);
+	snprintf(dir, sizeof(dir), "%s/vol", test_tmpdir());
+	snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+	snprintf(marker, sizeof(marker), "%s/.clean", dir);
+	seglog_opts_default(&so);
+	REQUIRE(seglog_open(dir, &so, &dnchunk_seglog_format, &log) == 0);
+	for (int i = 0; i < 3; i++)
+		REQUIRE(append_chunk(log, 100) == 0);
+	for (int pass = 0; pass < 2; pass++) {
+		uint64_t bytes = (uint64_t)(3 + pass) * one;
+		seglog_close(log);
+		REQUIRE(truncate(path, (off_t)(bytes + 4 * MiB)) == 0);
+		if (pass == 0)
+			CHECK(unlink(marker) == 0);
+		REQUIRE(seglog_open(dir, &so, &dnchunk_seglog_format, &log) == 0);
+		seglog_get_stats(log, &st);
+		CHECK_EQ_INT(st.open_truncated_bytes, 4 * MiB);
+		CHECK_EQ_INT(seglog_end_offset(log), 3 + pass);
+		CHECK_EQ_INT(seglog_size_bytes(log), bytes);
+		CHECK(stat(path, &sb) == 0 && (uint64_t)sb.st_size == bytes);
+		REQUIRE(append_chunk(log, 100) == 0);
+		struct seglog_read r;
+		REQUIRE(seglog_seg_get(log, 0, &r) == 0);
+		CHECK_EQ_INT(r.len, bytes + one);
+		seglog_seg_unref(r.seg);
+	}
+	seglog_close(log);
+}
+
 /* ---- round trips ------------------------------------------------------------------ */
 
 TEST(datanode_roundtrip_sizes)

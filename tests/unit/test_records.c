@@ -7,7 +7,11 @@
 #include "core/util.h"
 #include "core/wbuf.h"
 #include "kafka/records.h"
+#include "storage/seglog.h"
 #include "test.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <lz4frame.h>
 #include <snappy-c.h>
@@ -751,6 +755,89 @@ TEST(records_seglog_format)
 	tb_resign(copy, size);
 	CHECK_EQ_INT(f->verify(copy, size), -SILT_ECORRUPT);
 	free(copy);
+	wbuf_destroy(&w);
+}
+
+/* Appends one 5-record batch at the log's end; returns its size (0 on error). */
+static size_t seglog_put_batch(struct seglog *log, struct wbuf *w)
+{
+	struct tb_opts o;
+	tb_defaults(&o);
+	o.nrecords = 5;
+	wbuf_reset(w);
+	size_t size = tb_build(w, &o);
+	int64_t first = seglog_end_offset(log);
+	kbatch_assign(w->p, first, 0, -1);
+	struct iovec iov = { w->p, size };
+	return seglog_append(log, &iov, 1, first + 4, o.base_ts + 24) == 0 ? size : 0;
+}
+
+/* A zero-filled tail after the last batch (a preallocated file, or one a
+ * crash left longer than its data) is never taken for batches: an all-zero
+ * header is invalid, and an open cuts the tail whether or not the log was
+ * closed cleanly, so sizes, reads and later appends see only the batches. */
+TEST(records_seglog_zero_tail_cut)
+{
+	const char *dir = test_tmpdir();
+	struct seglog_opts so;
+	struct seglog *log;
+	struct seglog_stats st;
+	struct seglog_entry e;
+	struct stat sb;
+	struct wbuf w;
+	char path[PATH_MAX];
+	uint8_t zero[KBATCH_HEADER_SIZE] = { 0 };
+	uint64_t bytes = 0;
+
+	CHECK_EQ_INT(kbatch_seglog_format.scan_header(zero, sizeof(zero), &e), -SILT_ECORRUPT);
+	seglog_opts_default(&so);
+	wbuf_init(&w, 0, 0);
+	snprintf(path, sizeof(path), "%s/%020d.log", dir, 0);
+	REQUIRE(seglog_open(dir, &so, &kbatch_seglog_format, &log) == 0);
+	for (int i = 0; i < 3; i++) {
+		size_t n = seglog_put_batch(log, &w);
+		CHECK(n > 0);
+		bytes += n;
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		seglog_close(log);
+		REQUIRE(stat(path, &sb) == 0 && (uint64_t)sb.st_size == bytes);
+		REQUIRE(truncate(path, (off_t)bytes + (1 << 20)) == 0);
+		if (pass == 0) {
+			char marker[PATH_MAX];
+			snprintf(marker, sizeof(marker), "%s/.clean", dir);
+			CHECK(unlink(marker) == 0);
+		}
+		REQUIRE(seglog_open(dir, &so, &kbatch_seglog_format, &log) == 0);
+		seglog_get_stats(log, &st);
+		CHECK(!st.open_was_clean);
+		CHECK_EQ_INT(st.open_truncated_bytes, 1 << 20);
+		CHECK_EQ_INT(seglog_end_offset(log), 15 + 5 * pass);
+		CHECK_EQ_INT(seglog_size_bytes(log), bytes);
+		CHECK(stat(path, &sb) == 0 && (uint64_t)sb.st_size == bytes);
+		size_t n = seglog_put_batch(log, &w);
+		CHECK(n > 0);
+		bytes += n;
+		struct seglog_read rd;
+		REQUIRE(seglog_read(log, 0, 1 << 30, &rd) == 0 && rd.seg);
+		CHECK_EQ_INT(rd.len, bytes);
+		uint8_t *buf = xmalloc(rd.len);
+		CHECK(pread(rd.fd, buf, rd.len, (off_t)rd.pos) == (ssize_t)rd.len);
+		int nb = 0;
+		for (uint64_t at = 0; at < rd.len; at += e.size, nb++) {
+			if (kbatch_seglog_format.scan_header(buf + at, rd.len - at, &e) != 0 ||
+			    e.size > rd.len - at) {
+				test_fail(__FILE__, __LINE__, "whole batches up to the end");
+				break;
+			}
+			CHECK_EQ_INT(kbatch_seglog_format.verify(buf + at, e.size), 0);
+			CHECK_EQ_INT(e.first_offset, nb * 5);
+		}
+		CHECK_EQ_INT(nb, 4 + pass);
+		free(buf);
+		seglog_seg_unref(rd.seg);
+	}
+	seglog_close(log);
 	wbuf_destroy(&w);
 }
 
