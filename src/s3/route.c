@@ -1,6 +1,7 @@
 #include "core/platform.h"
 #include "s3/route.h"
 #include "core/log.h"
+#include "core/rd.h"
 #include "datanode/datanode.h"
 #include "s3meta/s3meta.h"
 
@@ -182,18 +183,47 @@ int s3route_put_write(struct s3route_put *p, const void *data, size_t len)
 	return datanode_put_write(p->w, data, len);
 }
 
+static size_t put_uvarint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Writes a locator (see route.h): version 2 with the data node's hint when
+ * there is one, else version 1. Returns its length. */
+static size_t loc_encode(uint16_t node_id, const struct dn_oid *oid, const struct datanode_hint *h, uint8_t *loc)
+{
+	loc[0] = 'D';
+	loc[1] = h ? 2 : 1;
+	loc[2] = (uint8_t)(node_id >> 8);
+	loc[3] = (uint8_t)node_id;
+	memcpy(loc + 4, oid, sizeof(*oid));
+	size_t n = 4 + sizeof(*oid);
+	if (!h)
+		return n;
+	n += put_uvarint(loc + n, h->size);
+	n += put_uvarint(loc + n, h->chunk_bytes);
+	n += put_uvarint(loc + n, h->stream);
+	n += put_uvarint(loc + n, (uint64_t)h->seg);
+	n += put_uvarint(loc + n, (uint64_t)h->seq);
+	n += put_uvarint(loc + n, h->pos);
+	for (int i = 0; i < 4; i++)
+		loc[n++] = (uint8_t)(h->crc >> (24 - 8 * i));
+	return n;
+}
+
 int s3route_put_commit(struct s3route_put *p, uint8_t *loc, size_t *loclen)
 {
 	struct dn_oid oid;
-	int rc = datanode_put_commit(p->w, &oid, NULL);
-	if (rc == 0) {
-		loc[0] = 'D';
-		loc[1] = 1;
-		loc[2] = (uint8_t)(p->rt->node_id >> 8);
-		loc[3] = (uint8_t)p->rt->node_id;
-		memcpy(loc + 4, &oid, sizeof(oid));
-		*loclen = 4 + sizeof(oid);
-	}
+	struct datanode_obj_info info;
+	int rc = datanode_put_commit(p->w, &oid, &info);
+	if (rc == 0)
+		*loclen = loc_encode(p->rt->node_id, &oid, info.has_hint ? &info.hint : NULL, loc);
 	free(p);
 	return rc;
 }
@@ -206,13 +236,58 @@ void s3route_put_abort(struct s3route_put *p)
 	free(p);
 }
 
-/* Parses a single-object locator; false if it is not one. */
+/* Parses a single-object locator (version 1, or 2 with a hint); false if it
+ * is not one. *has_hint (may be NULL with hint) says whether hint was set. */
+static bool parse_single_hint(const uint8_t *loc, size_t len, struct dn_oid *oid, struct datanode_hint *hint,
+			      bool *has_hint)
+{
+	struct rd r;
+	rd_init(&r, loc, len);
+	uint8_t kind = rd_u8(&r), ver = rd_u8(&r);
+	rd_skip(&r, 2); /* node id: one node so far */
+	const uint8_t *o = rd_bytes(&r, sizeof(*oid));
+	if (r.err || kind != 'D' || (ver != 1 && ver != 2))
+		return false;
+	memcpy(oid, o, sizeof(*oid));
+	if (has_hint)
+		*has_hint = false;
+	if (ver == 1)
+		return rd_left(&r) == 0;
+	struct datanode_hint h;
+	h.size = rd_uvarint64(&r, 10);
+	h.chunk_bytes = rd_uvarint(&r);
+	h.stream = rd_uvarint(&r);
+	uint64_t seg = rd_uvarint64(&r, 10), seq = rd_uvarint64(&r, 10);
+	h.pos = rd_uvarint64(&r, 10);
+	h.crc = rd_u32(&r);
+	if (r.err || rd_left(&r) != 0 || seg > INT64_MAX || seq > INT64_MAX)
+		return false;
+	h.seg = (int64_t)seg;
+	h.seq = (int64_t)seq;
+	if (hint) {
+		*hint = h;
+		*has_hint = true;
+	}
+	return true;
+}
+
 static bool parse_single(const uint8_t *loc, size_t len, struct dn_oid *oid)
 {
-	if (len != 4 + sizeof(*oid) || loc[0] != 'D' || loc[1] != 1)
-		return false;
-	memcpy(oid, loc + 4, sizeof(*oid));
-	return true;
+	return parse_single_hint(loc, len, oid, NULL, NULL);
+}
+
+/* Opens a data node read of one object, through its hint when it has one. */
+static int dn_open(struct s3route *rt, const uint8_t *loc, size_t len, uint64_t off, uint64_t n,
+		   struct datanode_get **out)
+{
+	struct dn_oid oid;
+	struct datanode_hint h;
+	bool has_hint;
+	if (!parse_single_hint(loc, len, &oid, &h, &has_hint))
+		return -SILT_ECORRUPT;
+	if (has_hint)
+		return datanode_get_open_hint(rt->dn, &oid, &h, off, n, 0, out, NULL);
+	return datanode_get_open(rt->dn, &oid, off, n, 0, out, NULL);
 }
 
 int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint64_t off, uint64_t len,
@@ -263,13 +338,12 @@ int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint
 /* Opens the next part that overlaps the wanted range. 1 opened, 0 none. */
 static int open_next_part(struct s3route_get *g)
 {
-	struct dn_oid oid;
 	if (!g->multipart) {
 		if (!g->single)
 			return 0;
-		parse_single(g->single, g->single_len, &oid);
+		const uint8_t *loc = g->single;
 		g->single = NULL;
-		int rc = datanode_get_open(g->rt->dn, &oid, g->off, g->left, 0, &g->cur, NULL);
+		int rc = dn_open(g->rt, loc, g->single_len, g->off, g->left, &g->cur);
 		return rc == 0 ? 1 : rc;
 	}
 	for (;;) {
@@ -282,11 +356,9 @@ static int open_next_part(struct s3route_get *g)
 		g->part_base += (uint64_t)size;
 		if (g->off >= g->part_base)
 			continue;
-		if (!parse_single(ploc, plen, &oid))
-			return -SILT_ECORRUPT;
 		uint64_t in_off = g->off - base;
 		uint64_t in_len = SILT_MIN(g->left, (uint64_t)size - in_off);
-		int rc = datanode_get_open(g->rt->dn, &oid, in_off, in_len, 0, &g->cur, NULL);
+		int rc = dn_open(g->rt, ploc, plen, in_off, in_len, &g->cur);
 		return rc == 0 ? 1 : rc;
 	}
 }
