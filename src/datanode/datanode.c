@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -18,6 +19,9 @@
 #define GET_BATCH 64
 /* A location that GC moved under a reader is looked up again this often. */
 #define GET_RETRIES 4
+/* Verified reads of chunks this big map the entry instead of copying it
+ * out: the CRC runs over the page cache and callers send from there. */
+#define GET_MAP_MIN (64 * 1024)
 /* Reconciliation handles lost chunks in batches of this many rows. */
 #define RECONCILE_BATCH 256
 
@@ -617,6 +621,9 @@ struct datanode_get {
 	size_t nrows, rowi;
 	uint8_t *buf;
 	size_t cap;
+	void *map; /* the current big chunk's read-only mapping, if any */
+	size_t map_len;
+	const uint8_t *ent; /* the current entry: in buf or in map */
 };
 
 static int stat_loc0(struct datanode *dn, const struct dn_oid *oid, struct datanode_obj_info *info,
@@ -748,6 +755,50 @@ static int get_relocate(struct datanode_get *g, uint32_t ci, struct dnloc *loc)
 	return rc;
 }
 
+static void get_unmap(struct datanode_get *g)
+{
+	if (g->map) {
+		munmap(g->map, g->map_len);
+		g->map = NULL;
+	}
+}
+
+/* Makes `need` bytes of the entry at loc readable at g->ent: a mapping of
+ * the segment file for a big verified chunk, else a pread into g->buf.
+ * 1 done, 0 the segment (of readable size seg_size) is too short, or
+ * -errno. Mapping only below seg_size is safe: a segment never shrinks
+ * below what it published while it is open (GC unlinks it whole, and the
+ * mapping keeps the file alive). */
+static int get_load(struct datanode_get *g, int fd, uint64_t seg_size, const struct dnloc *loc, size_t need)
+{
+	get_unmap(g);
+	uint64_t entry = (uint64_t)DNCHUNK_HDR + loc->len;
+	if (loc->pos > seg_size || seg_size - loc->pos < entry)
+		return 0;
+	if (g->verify && loc->len >= GET_MAP_MIN) {
+		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+		uint64_t base = loc->pos & ~(pg - 1);
+		size_t len = (size_t)(loc->pos - base) + need;
+		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)base);
+		if (m != MAP_FAILED) {
+			g->map = m;
+			g->map_len = len;
+			g->ent = (const uint8_t *)m + (loc->pos - base);
+			return 1;
+		}
+		/* Out of mappings or address space: copy instead. */
+	}
+	if (need > g->cap) {
+		g->buf = xrealloc(g->buf, need);
+		g->cap = need;
+	}
+	ssize_t n = dn_pread(fd, g->buf, need, loc->pos);
+	if (n < 0)
+		return (int)n;
+	g->ent = g->buf;
+	return (size_t)n < need ? 0 : 1;
+}
+
 /* Reads chunk 0 where the hint says, quietly: 1 if the entry there is
  * chunk 0 of this object (and with verify its data passed the CRC; r holds
  * the segment reference), 0 if the hint is stale (segment gone, entry
@@ -762,18 +813,15 @@ static int get_try_hint(struct datanode_get *g, size_t need, struct seglog_read 
 	int rc = seglog_seg_get(st->log, loc->seg, r);
 	if (rc)
 		return rc == -SILT_ENOENT ? 0 : rc;
-	uint64_t entry = (uint64_t)DNCHUNK_HDR + loc->len;
-	if (loc->pos > r->len || r->len - loc->pos < entry)
-		goto stale;
-	ssize_t n = dn_pread(r->fd, g->buf, need, loc->pos);
-	if (n < 0) {
+	rc = get_load(g, r->fd, r->len, loc, need);
+	if (rc < 0) {
 		seglog_seg_unref(r->seg);
-		dn_log_bad(&g->oid, 0, loc, silt_strerror((int)n));
-		return (int)n;
+		dn_log_bad(&g->oid, 0, loc, silt_strerror(rc));
+		return rc;
 	}
-	if ((size_t)n < need || dn_check_entry(g->buf, &g->oid, 0, loc, false, h) != NULL)
+	if (rc == 0 || dn_check_entry(g->ent, &g->oid, 0, loc, false, h) != NULL)
 		goto stale;
-	if (g->verify && crc32c(0, g->buf + DNCHUNK_HDR, h->len) != h->crc) {
+	if (g->verify && crc32c(0, g->ent + DNCHUNK_HDR, h->len) != h->crc) {
 		seglog_seg_unref(r->seg);
 		dn_log_bad(&g->oid, 0, loc, "data CRC-32C mismatch");
 		return -SILT_ECORRUPT;
@@ -831,10 +879,6 @@ int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 		return -SILT_ECORRUPT;
 	}
 	size_t need = g->verify ? DNCHUNK_HDR + (size_t)clen : DNCHUNK_HDR;
-	if (need > g->cap) {
-		g->buf = xrealloc(g->buf, need);
-		g->cap = need;
-	}
 
 	struct seglog_read r = { 0 };
 	if (ci == 0 && g->hinted) {
@@ -863,10 +907,14 @@ int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 		if ((rc = get_relocate(g, ci, loc)) != 0)
 			return rc;
 	}
-	rc = dn_check_chunk(r.fd, r.len, &g->oid, ci, loc, g->buf, g->verify, &h);
-	if (rc) {
+	rc = get_load(g, r.fd, r.len, loc, need);
+	const char *why = rc < 0 ? silt_strerror(rc)
+		: rc == 0 ? "entry extends past the end of the segment"
+			  : dn_check_entry(g->ent, &g->oid, ci, loc, g->verify, &h);
+	if (why) {
+		dn_log_bad(&g->oid, ci, loc, why);
 		seglog_seg_unref(r.seg);
-		return rc;
+		return rc < 0 ? rc : -SILT_ECORRUPT;
 	}
 checked:;
 	uint64_t in = g->cur - cstart;
@@ -875,7 +923,7 @@ checked:;
 	p->fd = r.fd;
 	p->pos = loc->pos + DNCHUNK_HDR + in;
 	p->len = n;
-	p->data = g->verify ? g->buf + DNCHUNK_HDR + in : NULL;
+	p->data = g->verify ? g->ent + DNCHUNK_HDR + in : NULL;
 	g->cur += n;
 	if (ci > 0)
 		g->rowi++;
@@ -886,6 +934,7 @@ void datanode_get_close(struct datanode_get *g)
 {
 	if (!g)
 		return;
+	get_unmap(g);
 	free(g->buf);
 	free(g);
 }
