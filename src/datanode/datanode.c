@@ -617,7 +617,7 @@ struct datanode_get {
 	uint64_t cur, end; /* object byte range still to hand out */
 	struct dnloc loc0; /* chunk 0 comes with the object row (or the hint) */
 	bool hinted;       /* loc0 and info come from a caller's hint, unchecked */
-	struct dnmeta_chunk rows[GET_BATCH]; /* chunks 1.., fetched as needed */
+	struct dnmeta_chunk *rows; /* chunks 1.., fetched as needed (GET_BATCH) */
 	size_t nrows, rowi;
 	uint8_t *buf;
 	size_t cap;
@@ -721,6 +721,8 @@ static void log_oid(const struct dn_oid *oid, uint32_t index, const char *what)
 static int get_fetch_rows(struct datanode_get *g, uint32_t first)
 {
 	uint32_t last = (uint32_t)((g->end - 1) / g->info.chunk_bytes);
+	if (!g->rows)
+		g->rows = xmalloc(GET_BATCH * sizeof(*g->rows));
 	struct dnconn *c = dnmeta_conn_get(g->dn->meta);
 	int rc = dnmeta_chunks_get(c, &g->oid, first, last, g->rows, GET_BATCH, &g->nrows);
 	if (rc == 0 && (g->nrows == 0 || g->rows[0].index != first)) {
@@ -935,6 +937,7 @@ void datanode_get_close(struct datanode_get *g)
 	if (!g)
 		return;
 	get_unmap(g);
+	free(g->rows);
 	free(g->buf);
 	free(g);
 }

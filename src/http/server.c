@@ -148,9 +148,7 @@ static const char *loop_date(struct hloop *hl)
 {
 	time_t t = time(NULL);
 	if (t != hl->date_sec) {
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(hl->date, sizeof(hl->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		fmt_http_date((int64_t)t, hl->date);
 		hl->date_sec = t;
 	}
 	return hl->date;
@@ -372,6 +370,11 @@ void http_resp_headern(struct http_req *req, const char *name, const char *value
 		log_warn("http", "%s: dropping invalid response header %s", c->peer, name);
 		return;
 	}
+	/* The names the layer owns all start with c, d, s or t: most headers
+	 * are past this test after one comparison. */
+	char c0 = (char)(name[0] | 0x20);
+	if (c0 != 'c' && c0 != 'd' && c0 != 's' && c0 != 't')
+		goto add;
 	if (name_is(name, "content-length") || name_is(name, "transfer-encoding") ||
 	    name_is(name, "date") || name_is(name, "server"))
 		return;
@@ -380,6 +383,7 @@ void http_resp_headern(struct http_req *req, const char *name, const char *value
 			c->app_close = true;
 		return;
 	}
+add:
 	put_str(&c->hdrs, name);
 	put_str(&c->hdrs, ": ");
 	wbuf_put(&c->hdrs, value, vlen);

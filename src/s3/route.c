@@ -11,20 +11,28 @@
 /* Objects being read. S3 lets a GET that started finish even if the key is
  * overwritten or deleted meanwhile, so freeing an object's data waits until
  * its last reader closes: s3route_free marks it, the last close frees it.
- * An open-addressing table keyed by object id, guarded by one mutex (held
- * only for the lookup). */
+ * Open-addressing tables keyed by object id, split in shards by id so that
+ * loop threads reading different objects take different mutexes (each
+ * held only for the lookup). */
 struct reading {
 	struct dn_oid oid;
 	int readers; /* 0 = empty slot */
 	bool free_pending;
 };
 
-struct s3route {
-	struct datanode *dn;
-	uint16_t node_id;
+#define READ_SHARDS 16
+
+struct rshard {
 	pthread_mutex_t mu;
 	struct reading *tab;
 	size_t cap, used;
+	char pad[64]; /* keeps two shards' mutexes off one cache line */
+};
+
+struct s3route {
+	struct datanode *dn;
+	uint16_t node_id;
+	struct rshard shard[READ_SHARDS];
 };
 
 struct s3route_put {
@@ -49,74 +57,91 @@ struct s3route_get {
 	struct datanode_get *cur;
 	struct datanode_piece piece;
 	bool have_piece;
+	/* A single-object read keeps its locator and id here (no allocation). */
+	struct dn_oid held1;
+	uint8_t loc1[S3ROUTE_LOC_MAX];
 };
 
 static size_t oid_hash(const struct dn_oid *o)
 {
-	uint64_t h;
-	memcpy(&h, o->b, sizeof(h));
-	return (size_t)(h * 0x9E3779B97F4A7C15ull);
+	/* Ids are a per-run random half and a counter: mix every bit, so
+	 * both the low bits (slot) and the high bits (shard) vary. */
+	uint64_t a, b;
+	memcpy(&a, o->b, sizeof(a));
+	memcpy(&b, o->b + 8, sizeof(b));
+	uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ull);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (size_t)h;
 }
 
-/* The slot of oid, or the empty slot where it would go. Holds rt->mu. */
-static struct reading *slot_of(struct s3route *rt, const struct dn_oid *oid)
+static struct rshard *shard_of(struct s3route *rt, const struct dn_oid *oid)
 {
-	size_t i = oid_hash(oid) & (rt->cap - 1);
-	while (rt->tab[i].readers > 0 && memcmp(&rt->tab[i].oid, oid, sizeof(*oid)) != 0)
-		i = (i + 1) & (rt->cap - 1);
-	return &rt->tab[i];
+	return &rt->shard[(oid_hash(oid) >> 58) % READ_SHARDS];
 }
 
-static void table_grow(struct s3route *rt)
+/* The slot of oid, or the empty slot where it would go. Holds sh->mu. */
+static struct reading *slot_of(struct rshard *sh, const struct dn_oid *oid)
 {
-	struct reading *old = rt->tab;
-	size_t oldcap = rt->cap;
-	rt->cap = oldcap ? oldcap * 2 : 256;
-	rt->tab = xcalloc(rt->cap, sizeof(*rt->tab));
+	size_t i = oid_hash(oid) & (sh->cap - 1);
+	while (sh->tab[i].readers > 0 && memcmp(&sh->tab[i].oid, oid, sizeof(*oid)) != 0)
+		i = (i + 1) & (sh->cap - 1);
+	return &sh->tab[i];
+}
+
+static void table_grow(struct rshard *sh)
+{
+	struct reading *old = sh->tab;
+	size_t oldcap = sh->cap;
+	sh->cap = oldcap ? oldcap * 2 : 64;
+	sh->tab = xcalloc(sh->cap, sizeof(*sh->tab));
 	for (size_t i = 0; i < oldcap; i++)
 		if (old[i].readers > 0)
-			*slot_of(rt, &old[i].oid) = old[i];
+			*slot_of(sh, &old[i].oid) = old[i];
 	free(old);
 }
 
 static void hold(struct s3route *rt, const struct dn_oid *oid)
 {
-	pthread_mutex_lock(&rt->mu);
-	if ((rt->used + 1) * 2 > rt->cap)
-		table_grow(rt);
-	struct reading *s = slot_of(rt, oid);
+	struct rshard *sh = shard_of(rt, oid);
+	pthread_mutex_lock(&sh->mu);
+	if ((sh->used + 1) * 2 > sh->cap)
+		table_grow(sh);
+	struct reading *s = slot_of(sh, oid);
 	if (s->readers == 0) {
 		s->oid = *oid;
 		s->free_pending = false;
-		rt->used++;
+		sh->used++;
 	}
 	s->readers++;
-	pthread_mutex_unlock(&rt->mu);
+	pthread_mutex_unlock(&sh->mu);
 }
 
-/* Backward-shift deletion keeps the probe chains intact. Holds rt->mu. */
-static void slot_remove(struct s3route *rt, struct reading *s)
+/* Backward-shift deletion keeps the probe chains intact. Holds sh->mu. */
+static void slot_remove(struct rshard *sh, struct reading *s)
 {
-	size_t i = (size_t)(s - rt->tab);
+	size_t i = (size_t)(s - sh->tab);
 	s->readers = 0;
-	rt->used--;
-	for (size_t j = (i + 1) & (rt->cap - 1); rt->tab[j].readers > 0; j = (j + 1) & (rt->cap - 1)) {
-		struct reading moved = rt->tab[j];
-		rt->tab[j].readers = 0;
-		*slot_of(rt, &moved.oid) = moved;
+	sh->used--;
+	for (size_t j = (i + 1) & (sh->cap - 1); sh->tab[j].readers > 0; j = (j + 1) & (sh->cap - 1)) {
+		struct reading moved = sh->tab[j];
+		sh->tab[j].readers = 0;
+		*slot_of(sh, &moved.oid) = moved;
 	}
 }
 
 static void release(struct s3route *rt, const struct dn_oid *oid)
 {
 	bool do_free = false;
-	pthread_mutex_lock(&rt->mu);
-	struct reading *s = slot_of(rt, oid);
+	struct rshard *sh = shard_of(rt, oid);
+	pthread_mutex_lock(&sh->mu);
+	struct reading *s = slot_of(sh, oid);
 	if (s->readers > 0 && --s->readers == 0) {
 		do_free = s->free_pending;
-		slot_remove(rt, s);
+		slot_remove(sh, s);
 	}
-	pthread_mutex_unlock(&rt->mu);
+	pthread_mutex_unlock(&sh->mu);
 	if (do_free)
 		datanode_delete(rt->dn, oid);
 }
@@ -124,14 +149,15 @@ static void release(struct s3route *rt, const struct dn_oid *oid)
 /* Frees now, or marks for the last reader to free. */
 static int free_or_defer(struct s3route *rt, const struct dn_oid *oid)
 {
-	pthread_mutex_lock(&rt->mu);
-	struct reading *s = rt->cap ? slot_of(rt, oid) : NULL;
-	if (s && s->readers > 0) {
+	struct rshard *sh = shard_of(rt, oid);
+	pthread_mutex_lock(&sh->mu);
+	struct reading *s = slot_of(sh, oid);
+	if (s->readers > 0) {
 		s->free_pending = true;
-		pthread_mutex_unlock(&rt->mu);
+		pthread_mutex_unlock(&sh->mu);
 		return 0;
 	}
-	pthread_mutex_unlock(&rt->mu);
+	pthread_mutex_unlock(&sh->mu);
 	return datanode_delete(rt->dn, oid);
 }
 
@@ -142,13 +168,13 @@ int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out)
 	snprintf(dir, sizeof(dir), "%s/datanode", data_dir);
 	datanode_opts_default(&o);
 	struct s3route *rt = xcalloc(1, sizeof(*rt));
-	pthread_mutex_init(&rt->mu, NULL);
-	table_grow(rt);
+	for (size_t i = 0; i < READ_SHARDS; i++) {
+		pthread_mutex_init(&rt->shard[i].mu, NULL);
+		table_grow(&rt->shard[i]);
+	}
 	int rc = datanode_open(dir, nstreams, &o, &rt->dn);
 	if (rc != 0) {
-		pthread_mutex_destroy(&rt->mu);
-		free(rt->tab);
-		free(rt);
+		s3route_close(rt);
 		return rc;
 	}
 	*out = rt;
@@ -160,8 +186,10 @@ void s3route_close(struct s3route *rt)
 	if (!rt)
 		return;
 	datanode_close(rt->dn);
-	pthread_mutex_destroy(&rt->mu);
-	free(rt->tab);
+	for (size_t i = 0; i < READ_SHARDS; i++) {
+		pthread_mutex_destroy(&rt->shard[i].mu);
+		free(rt->shard[i].tab);
+	}
 	free(rt);
 }
 
@@ -318,13 +346,12 @@ int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint
 		while (g->nheld < nparts && s3meta_mploc_next(&it, &size, &ploc, &plen))
 			if (parse_single(ploc, plen, &g->held[g->nheld]))
 				hold(rt, &g->held[g->nheld++]);
-	} else if (parse_single(loc, loclen, &oid)) {
-		g->loc = xmalloc(loclen);
-		memcpy(g->loc, loc, loclen);
-		g->single = g->loc;
+	} else if (loclen <= sizeof(g->loc1) && parse_single(loc, loclen, &oid)) {
+		memcpy(g->loc1, loc, loclen);
+		g->single = g->loc1;
 		g->single_len = loclen;
-		g->held = xmalloc(sizeof(*g->held));
-		g->held[0] = oid;
+		g->held1 = oid;
+		g->held = &g->held1;
 		g->nheld = 1;
 		hold(rt, &oid);
 	} else {
@@ -403,7 +430,8 @@ void s3route_get_close(struct s3route_get *g)
 		datanode_get_close(g->cur);
 	for (size_t i = 0; i < g->nheld; i++)
 		release(g->rt, &g->held[i]);
-	free(g->held);
+	if (g->held != &g->held1)
+		free(g->held);
 	free(g->loc);
 	free(g);
 }
