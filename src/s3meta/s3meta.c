@@ -279,7 +279,7 @@ void conn_put(struct s3meta *m, struct conn *c)
 	/* Normally wend flushed already; this catches any write path that
 	 * committed some other way. */
 	if (c->inval.len)
-		rc_flush(m, c);
+		rc_flush(m, c, false);
 	pthread_mutex_lock(&m->pool_mu);
 	c->next = m->idle;
 	m->idle = c;
@@ -342,8 +342,8 @@ int wend(struct s3meta *m, struct conn *c, int rc)
 	} else {
 		(void)exec_done(c, stmt(c, ST_ROLLBACK));
 	}
-	/* After the commit (or rollback, where it is merely harmless). */
-	rc_flush(m, c);
+	/* After the commit (or rollback: then only invalidate, harmlessly). */
+	rc_flush(m, c, rc == 0);
 	pthread_mutex_unlock(&m->wmu);
 	return rc;
 }

@@ -270,20 +270,83 @@ size_t rc_count(struct rcache *c)
 	return n;
 }
 
-/* ---- keys a write transaction changed --------------------------------------- */
+/* ---- keys a write transaction changed --------------------------------------- *
+ *
+ * Entries: u32 key length, u32 row length (0: none), u8 live, key bytes,
+ * row bytes. A row is what the transaction wrote as the key's new latest
+ * version; it is installed after the commit only if no later statement of
+ * the same transaction touched the key again (live), and only while the
+ * transaction is short (RC_ROWS_MAX notes): a bulk import just invalidates. */
 
-void rc_note(struct conn *c, const void *key, size_t klen)
+#define RC_ROWS_MAX 16
+#define RC_ENT_HDR (2 * sizeof(uint32_t) + 1)
+
+static void pending_append(struct rc_pending *p, const void *key, size_t klen, const void *row, size_t rlen)
 {
-	struct rc_pending *p = &c->inval;
-	size_t need = p->len + sizeof(uint32_t) + klen;
+	size_t need = p->len + RC_ENT_HDR + klen + rlen;
 	if (need > p->cap) {
 		p->cap = need > 2 * p->cap ? need : 2 * p->cap;
 		p->buf = xrealloc(p->buf, p->cap);
 	}
-	uint32_t k = (uint32_t)klen;
-	memcpy(p->buf + p->len, &k, sizeof(k));
-	memcpy(p->buf + p->len + sizeof(k), key, klen);
+	uint8_t *e = p->buf + p->len;
+	uint32_t k = (uint32_t)klen, r = (uint32_t)rlen;
+	memcpy(e, &k, sizeof(k));
+	memcpy(e + sizeof(k), &r, sizeof(r));
+	e[2 * sizeof(uint32_t)] = 1;
+	memcpy(e + RC_ENT_HDR, key, klen);
+	if (rlen)
+		memcpy(e + RC_ENT_HDR + klen, row, rlen);
 	p->len = need;
+	p->n++;
+}
+
+/* Walks the entries: *off starts at 0. */
+static bool pending_next(const struct rc_pending *p, size_t *off, uint8_t **ent, const uint8_t **key,
+			 uint32_t *klen, const uint8_t **row, uint32_t *rlen)
+{
+	if (*off + RC_ENT_HDR > p->len)
+		return false;
+	uint8_t *e = p->buf + *off;
+	memcpy(klen, e, sizeof(*klen));
+	memcpy(rlen, e + sizeof(*klen), sizeof(*rlen));
+	*ent = e;
+	*key = e + RC_ENT_HDR;
+	*row = e + RC_ENT_HDR + *klen;
+	*off += RC_ENT_HDR + *klen + *rlen;
+	return true;
+}
+
+/* A later change of key makes any row noted for it earlier stale. */
+static void pending_supersede(struct rc_pending *p, const void *key, size_t klen)
+{
+	size_t off = 0;
+	uint8_t *e;
+	const uint8_t *k, *r;
+	uint32_t kl, rl;
+	while (pending_next(p, &off, &e, &k, &kl, &r, &rl))
+		if (rl && kl == klen && memcmp(k, key, klen) == 0)
+			e[2 * sizeof(uint32_t)] = 0;
+}
+
+void rc_note(struct conn *c, const void *key, size_t klen)
+{
+	struct rc_pending *p = &c->inval;
+	if (!p->no_rows)
+		pending_supersede(p, key, klen);
+	pending_append(p, key, klen, NULL, 0);
+}
+
+void rc_note_row(struct conn *c, const void *key, size_t klen, const void *row, size_t rlen)
+{
+	struct rc_pending *p = &c->inval;
+	if (p->n >= RC_ROWS_MAX)
+		p->no_rows = true;
+	if (p->no_rows) {
+		pending_append(p, key, klen, NULL, 0);
+		return;
+	}
+	pending_supersede(p, key, klen);
+	pending_append(p, key, klen, row, rlen);
 }
 
 void rc_note_object(struct conn *c, int64_t bucket_id, const char *key, size_t klen)
@@ -302,17 +365,33 @@ void rc_note_bucket(struct conn *c, const char *name)
 		rc_note(c, k, n);
 }
 
-void rc_flush(struct s3meta *m, struct conn *c)
+/* Installs a committed row whatever the shard's generation: only a writer
+ * holding the write lock, after its commit and invalidations, may. */
+static void rc_install(struct rcache *c, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	uint64_t h = rc_hash(key, klen);
+	struct rc_shard *s = shard_of(c, h);
+	pthread_mutex_lock(&s->mu);
+	uint64_t gen = s->gen;
+	pthread_mutex_unlock(&s->mu);
+	rc_put(c, key, klen, val, vlen, gen);
+}
+
+void rc_flush(struct s3meta *m, struct conn *c, bool install)
 {
 	struct rc_pending *p = &c->inval;
-	for (size_t off = 0; off + sizeof(uint32_t) <= p->len;) {
-		uint32_t k;
-		memcpy(&k, p->buf + off, sizeof(k));
-		off += sizeof(k);
-		rc_invalidate(m->cache, p->buf + off, k);
-		off += k;
-	}
+	size_t off = 0;
+	uint8_t *e;
+	const uint8_t *k, *r;
+	uint32_t kl, rl;
+	while (pending_next(p, &off, &e, &k, &kl, &r, &rl))
+		rc_invalidate(m->cache, k, kl);
+	for (off = 0; install && m->cache && pending_next(p, &off, &e, &k, &kl, &r, &rl);)
+		if (rl && e[2 * sizeof(uint32_t)])
+			rc_install(m->cache, k, kl, r, rl);
 	p->len = 0;
+	p->n = 0;
+	p->no_rows = false;
 	/* A transaction that touched thousands of keys (put_many) should not
 	 * pin its buffer on a pooled connection. */
 	if (p->cap > 65536) {

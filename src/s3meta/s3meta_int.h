@@ -52,10 +52,13 @@ enum st_id {
 };
 
 /* Cache keys a write transaction changed, invalidated after it ends
- * (rc_flush, from wend and conn_put): u32 length + key bytes, repeated. */
+ * (rc_flush, from wend and conn_put), and the new latest rows it wrote
+ * (layout in s3meta_cache.c). */
 struct rc_pending {
 	uint8_t *buf;
 	size_t len, cap;
+	unsigned n;
+	bool no_rows;
 };
 
 struct conn {
@@ -116,7 +119,14 @@ size_t rc_bucket_key(uint8_t *out, const char *name);
 void rc_note(struct conn *c, const void *key, size_t klen);
 void rc_note_object(struct conn *c, int64_t bucket_id, const char *key, size_t klen);
 void rc_note_bucket(struct conn *c, const char *name);
-void rc_flush(struct s3meta *m, struct conn *c);
+/* Also: `row` is the key's new latest row as this transaction wrote it. It
+ * is installed after the commit (so a GET right after a PUT needs no
+ * SQLite), unless the transaction changed the key again afterwards. */
+void rc_note_row(struct conn *c, const void *key, size_t klen, const void *row, size_t rlen);
+/* Invalidates every noted key; then, with install (only wend: after a
+ * commit, still holding the write lock, so installs happen in commit
+ * order), installs the noted rows. Empties the list. */
+void rc_flush(struct s3meta *m, struct conn *c, bool install);
 
 /* Connections. conn_get never fails for lack of a slot (waits); NULL only
  * if SQLite could not open the file. */

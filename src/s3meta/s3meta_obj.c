@@ -17,6 +17,8 @@ struct vrow {
 	size_t klen;
 };
 
+static uint8_t *obj_flatten(const struct s3meta_obj *src, size_t *len);
+
 /* VER_COLS order, see s3meta.c. */
 enum {
 	VC_ID, VC_IS_NULL, VC_LATEST, VC_DM, VC_SIZE, VC_MTIME, VC_ETAG, VC_OWNER, VC_CTYPE,
@@ -160,7 +162,8 @@ static int vrow_insert(struct s3meta *m, struct conn *c, int64_t bucket_id, cons
 	sqlite3_bind_int(st, 5, 1);
 	sqlite3_bind_int(st, 6, dm);
 	sqlite3_bind_int64(st, 7, size);
-	sqlite3_bind_int64(st, 8, p->mtime_ms ? p->mtime_ms : now_ms());
+	int64_t mtime = p->mtime_ms ? p->mtime_ms : now_ms();
+	sqlite3_bind_int64(st, 8, mtime);
 	bind_str(st, 9, p->etag);
 	bind_str(st, 10, p->owner);
 	bind_str(st, 11, p->content_type);
@@ -183,7 +186,42 @@ static int vrow_insert(struct s3meta *m, struct conn *c, int64_t bucket_id, cons
 		d->version_bytes += size;
 	}
 	*id_out = id;
-	return exec_done(c, st);
+	int rc = exec_done(c, st);
+	if (rc == 0) {
+		/* The row as s3meta_object_get will read it back, for the cache
+		 * to hold once this transaction committed. */
+		struct s3meta_obj o = {
+			.is_latest = true,
+			.delete_marker = dm,
+			.size = size,
+			.mtime_ms = mtime,
+			.parts_count = vn->parts,
+			.etag = p->etag,
+			.owner = p->owner,
+			.content_type = p->content_type,
+			.cache_control = p->cache_control,
+			.content_disposition = p->content_disposition,
+			.content_encoding = p->content_encoding,
+			.content_language = p->content_language,
+			.expires = p->expires,
+			.cksum_algo = p->cksum_algo,
+			.cksum_value = p->cksum_value,
+			.user_meta = p->user_meta_len ? p->user_meta : NULL,
+			.user_meta_len = p->user_meta_len,
+			.locator = vn->locator_len ? vn->locator : NULL,
+			.locator_len = vn->locator_len,
+		};
+		vid_format(o.version_id, id, is_null);
+		uint8_t ck[1 + 8 + S3META_KEY_MAX];
+		size_t cklen = rc_object_key(ck, bucket_id, key, klen);
+		if (cklen) {
+			size_t vlen;
+			uint8_t *v = obj_flatten(&o, &vlen);
+			rc_note_row(c, ck, cklen, v, vlen);
+			free(v);
+		}
+	}
+	return rc;
 }
 
 static int put_check(const struct s3meta_put *p)

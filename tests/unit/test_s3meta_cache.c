@@ -207,6 +207,7 @@ TEST(s3meta_cache_stale_reader_refused)
 	uint64_t gen;
 	struct s3meta_obj o;
 	memset(&o, 0, sizeof(o));
+	rc_invalidate(m->cache, key, klen); /* as if evicted */
 	CHECK(!rc_get(m->cache, key, klen, copy_u64, NULL, &gen));
 	/* ... the reader's SQLite read happens here and sees "old" ... */
 	REQUIRE(put_etag(m, "bkt", "k", "new") == 0);
@@ -269,4 +270,95 @@ TEST(s3meta_cache_readers_race_writer)
 	fprintf(stderr, "  %d reads raced %d writes\n", atomic_load(&r.reads), atomic_load(&r.done));
 	CHECK_EQ_INT(atomic_load(&r.bad), 0);
 	s3meta_close(r.m);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_obj(const struct s3meta_obj *a, const struct s3meta_obj *b)
+{
+	return !strcmp(a->version_id, b->version_id) && a->is_latest == b->is_latest &&
+	       a->delete_marker == b->delete_marker && a->size == b->size && a->mtime_ms == b->mtime_ms &&
+	       a->parts_count == b->parts_count && same_str(a->etag, b->etag) && same_str(a->owner, b->owner) &&
+	       same_str(a->content_type, b->content_type) && same_str(a->cache_control, b->cache_control) &&
+	       same_str(a->content_disposition, b->content_disposition) &&
+	       same_str(a->content_encoding, b->content_encoding) &&
+	       same_str(a->content_language, b->content_language) && same_str(a->expires, b->expires) &&
+	       same_str(a->cksum_algo, b->cksum_algo) && same_str(a->cksum_value, b->cksum_value) &&
+	       a->user_meta_len == b->user_meta_len &&
+	       (!a->user_meta_len || !memcmp(a->user_meta, b->user_meta, a->user_meta_len)) &&
+	       a->locator_len == b->locator_len &&
+	       (!a->locator_len || !memcmp(a->locator, b->locator, a->locator_len));
+}
+
+/* A write installs the row it committed; it must read exactly as the row
+ * SQLite gives back, in every versioning state and for every attribute. */
+TEST(s3meta_cache_write_installs_same_row)
+{
+	struct s3meta *m = open_meta(0);
+	REQUIRE(m != NULL);
+	REQUIRE(s3meta_bucket_create(m, "bkt", OWNER, 0) == 0);
+	struct bkt b;
+	static const uint8_t umeta[] = { 3, 'a', 'b', 'c', 2, 'x', 'y' };
+	struct s3meta_put p = {
+		.size = 1234,
+		.etag = "0123456789abcdef0123456789abcdef",
+		.owner = OWNER,
+		.content_type = "image/png",
+		.cache_control = "no-cache",
+		.content_disposition = "",
+		.expires = "Thu, 01 Dec 1994 16:00:00 GMT",
+		.user_meta = umeta,
+		.user_meta_len = sizeof(umeta),
+		.cksum_algo = "CRC32",
+		.cksum_value = "AAAAAA==",
+		.locator = (const uint8_t *)"D-loc",
+		.locator_len = 5,
+	};
+	for (int state = 0; state < 3; state++) {
+		if (state == 1)
+			REQUIRE(s3meta_bucket_versioning_set(m, "bkt", S3META_VERSIONING_ENABLED) == 0);
+		if (state == 2)
+			REQUIRE(s3meta_bucket_versioning_set(m, "bkt", S3META_VERSIONING_SUSPENDED) == 0);
+		REQUIRE(bkt_get_cached(m, "bkt", &b, NULL) == 0);
+		char vid[S3META_VID_SIZE];
+		struct s3meta_locs freed = { 0 };
+		REQUIRE(s3meta_object_put(m, "bkt", "key", &p, vid, &freed) == 0);
+		uint8_t key[1 + 8 + S3META_KEY_MAX];
+		size_t klen = rc_object_key(key, b.id, "key", 3);
+		uint64_t gen;
+		struct s3meta_obj cached, fresh;
+		memset(&cached, 0, sizeof(cached));
+		CHECK(rc_get(m->cache, key, klen, copy_u64, NULL, &gen)); /* installed by the put */
+		CHECK_EQ_INT(s3meta_object_get(m, "bkt", "key", NULL, &cached), 0);
+		rc_invalidate(m->cache, key, klen);
+		CHECK_EQ_INT(s3meta_object_get(m, "bkt", "key", NULL, &fresh), 0);
+		CHECK(same_obj(&cached, &fresh));
+		s3meta_obj_destroy(&cached);
+		s3meta_obj_destroy(&fresh);
+		/* A delete marker too. */
+		struct s3meta_del d;
+		REQUIRE(s3meta_object_delete(m, "bkt", "key", NULL, OWNER, &d, &freed) == 0);
+		CHECK_EQ_INT(s3meta_object_get(m, "bkt", "key", NULL, &cached), state ? -S3META_ENOSUCHKEY : -S3META_ENOSUCHKEY);
+		rc_invalidate(m->cache, key, klen);
+		CHECK_EQ_INT(s3meta_object_get(m, "bkt", "key", NULL, &fresh), -S3META_ENOSUCHKEY);
+		CHECK(same_obj(&cached, &fresh));
+		s3meta_obj_destroy(&cached);
+		s3meta_obj_destroy(&fresh);
+		s3meta_locs_destroy(&freed);
+	}
+	/* One transaction writing a key twice installs the last row only. */
+	const char *keys[] = { "dup", "dup" };
+	struct s3meta_put two[2] = { p, p };
+	two[0].etag = "first";
+	two[1].etag = "second";
+	struct s3meta_locs freed = { 0 };
+	REQUIRE(s3meta_object_put_many(m, "bkt", 2, keys, two, &freed) == 0);
+	char e[64];
+	CHECK_EQ_INT(get_etag(m, "bkt", "dup", e, sizeof(e)), 0);
+	CHECK(!strcmp(e, "second"));
+	s3meta_locs_destroy(&freed);
+	s3meta_close(m);
 }
