@@ -41,12 +41,15 @@
  * chunks did not survive, while a chunk whose bytes went bad fails its CRC
  * on every read: never wrong bytes.
  *
- * Reads look the chunk rows up, take a counted reference to the segment,
- * pread the whole chunk and check its header against the row and its data
+ * Reads look the chunk rows up (or, for chunk 0, take the caller's hint:
+ * datanode_get_open_hint), take a counted reference to the segment, read
+ * the whole chunk (pread; chunks of 64 KiB and more are mapped read-only
+ * instead, so the check runs over the page cache and piece.data points
+ * into the mapping) and check its header against the row and its data
  * against the CRC before handing out any byte; a mismatch is logged and the
  * read fails with -SILT_ECORRUPT (other objects are unaffected). A piece
  * (segment ref, fd, position, length) can then be sent with sendfile, or the
- * verified bytes copied from piece.data.
+ * verified bytes sent or copied from piece.data.
  *
  * GC compacts sealed segments whose live ratio is under a threshold: it
  * scans the segment file, copies each entry whose location row still points
