@@ -276,9 +276,11 @@ size_t rc_count(struct rcache *c)
  * row bytes. A row is what the transaction wrote as the key's new latest
  * version; it is installed after the commit only if no later statement of
  * the same transaction touched the key again (live), and only while the
- * transaction is short (RC_ROWS_MAX notes): a bulk import just invalidates. */
+ * transaction is short (RC_ROWS_MAX notes, about 64 puts: a batching
+ * committer still installs, a bulk import just invalidates; the check for a
+ * later change is a scan, quadratic in the notes). */
 
-#define RC_ROWS_MAX 16
+#define RC_ROWS_MAX 128
 #define RC_ENT_HDR (2 * sizeof(uint32_t) + 1)
 
 static void pending_append(struct rc_pending *p, const void *key, size_t klen, const void *row, size_t rlen)
@@ -331,6 +333,8 @@ static void pending_supersede(struct rc_pending *p, const void *key, size_t klen
 void rc_note(struct conn *c, const void *key, size_t klen)
 {
 	struct rc_pending *p = &c->inval;
+	if (p->n >= RC_ROWS_MAX)
+		p->no_rows = true; /* stops tracking: nothing will be installed */
 	if (!p->no_rows)
 		pending_supersede(p, key, klen);
 	pending_append(p, key, klen, NULL, 0);
@@ -386,7 +390,7 @@ void rc_flush(struct s3meta *m, struct conn *c, bool install)
 	uint32_t kl, rl;
 	while (pending_next(p, &off, &e, &k, &kl, &r, &rl))
 		rc_invalidate(m->cache, k, kl);
-	for (off = 0; install && m->cache && pending_next(p, &off, &e, &k, &kl, &r, &rl);)
+	for (off = 0; install && !p->no_rows && m->cache && pending_next(p, &off, &e, &k, &kl, &r, &rl);)
 		if (rl && e[2 * sizeof(uint32_t)])
 			rc_install(m->cache, k, kl, r, rl);
 	p->len = 0;

@@ -359,6 +359,25 @@ TEST(s3meta_cache_write_installs_same_row)
 	char e[64];
 	CHECK_EQ_INT(get_etag(m, "bkt", "dup", e, sizeof(e)), 0);
 	CHECK(!strcmp(e, "second"));
+	/* A bulk import past the note limit installs nothing (and reads
+	 * right all the same). */
+	enum { BULK = 300 };
+	static char names[BULK][16];
+	const char *bk[BULK];
+	struct s3meta_put bp[BULK];
+	for (int i = 0; i < BULK; i++) {
+		snprintf(names[i], sizeof(names[i]), "bulk-%d", i);
+		bk[i] = names[i];
+		bp[i] = p;
+		bp[i].etag = names[i];
+	}
+	size_t before = rc_count(m->cache);
+	REQUIRE(s3meta_object_put_many(m, "bkt", BULK, bk, bp, &freed) == 0);
+	CHECK_EQ_INT(rc_count(m->cache), before);
+	for (int i = 0; i < BULK; i += 37) {
+		CHECK_EQ_INT(get_etag(m, "bkt", names[i], e, sizeof(e)), 0);
+		CHECK(!strcmp(e, names[i]));
+	}
 	s3meta_locs_destroy(&freed);
 	s3meta_close(m);
 }
