@@ -362,7 +362,7 @@ TEST(s3meta_cache_write_installs_same_row)
 	/* A bulk import past the note limit installs nothing (and reads
 	 * right all the same). */
 	enum { BULK = 300 };
-	static char names[BULK][16];
+	static char names[BULK][24];
 	const char *bk[BULK];
 	struct s3meta_put bp[BULK];
 	for (int i = 0; i < BULK; i++) {
