@@ -99,6 +99,61 @@ int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+void civil_from_epoch(int64_t sec, struct civil_time *t)
+{
+	int64_t days = sec / 86400, rem = sec % 86400;
+	if (rem < 0) {
+		rem += 86400;
+		days--;
+	}
+	t->hour = (int)(rem / 3600);
+	t->min = (int)(rem / 60 % 60);
+	t->sec = (int)(rem % 60);
+	t->wday = (int)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday */
+	/* Count in 400-year eras of 146097 days starting on 0000-03-01, so
+	 * that the leap day ends each year of the era. */
+	int64_t z = days + 719468;
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;                                  /* 0..146096 */
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);           /* 0..365, from March */
+	int64_t mp = (5 * doy + 2) / 153;                                /* 0 = March */
+	t->day = (int)(doy - (153 * mp + 2) / 5 + 1);
+	t->month = (int)(mp < 10 ? mp + 3 : mp - 9);
+	t->year = (int)(yoe + era * 400 + (t->month <= 2));
+}
+
+static void put2(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+}
+
+size_t fmt_http_date(int64_t sec, char out[30])
+{
+	static const char wd[] = "SunMonTueWedThuFriSat";
+	static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
+	struct civil_time t;
+	civil_from_epoch(sec, &t);
+	int y = t.year < 0 ? 0 : t.year > 9999 ? 9999 : t.year;
+	memcpy(out, wd + 3 * t.wday, 3);
+	memcpy(out + 3, ", ", 2);
+	put2(out + 5, t.day);
+	out[7] = ' ';
+	memcpy(out + 8, mon + 3 * (t.month - 1), 3);
+	out[11] = ' ';
+	put2(out + 12, y / 100);
+	put2(out + 14, y % 100);
+	out[16] = ' ';
+	put2(out + 17, t.hour);
+	out[19] = ':';
+	put2(out + 20, t.min);
+	out[22] = ':';
+	put2(out + 23, t.sec);
+	memcpy(out + 25, " GMT", 5);
+	return 29;
+}
+
 int mkdir_p(const char *path, mode_t mode)
 {
 	char buf[PATH_MAX];

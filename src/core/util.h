@@ -10,6 +10,17 @@ int64_t now_ms(void);  /* wall clock, ms since the epoch (Kafka timestamps) */
 int64_t mono_ms(void); /* monotonic, for timeouts */
 int64_t mono_us(void);
 
+/* Broken-down UTC time of seconds since the epoch (proleptic Gregorian),
+ * computed arithmetically: no gmtime, no locale, no time zone lock. */
+struct civil_time {
+	int year, month, day; /* month 1..12 */
+	int hour, min, sec;
+	int wday; /* 0 = Sunday */
+};
+void civil_from_epoch(int64_t sec, struct civil_time *t);
+/* IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters and a NUL. */
+size_t fmt_http_date(int64_t sec, char out[30]);
+
 /* mkdir -p; 0 or -errno. */
 int mkdir_p(const char *path, mode_t mode);
 int fsync_dir(const char *path);

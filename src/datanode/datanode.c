@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -18,6 +19,9 @@
 #define GET_BATCH 64
 /* A location that GC moved under a reader is looked up again this often. */
 #define GET_RETRIES 4
+/* Verified reads of chunks this big map the entry instead of copying it
+ * out: the CRC runs over the page cache and callers send from there. */
+#define GET_MAP_MIN (64 * 1024)
 /* Reconciliation handles lost chunks in batches of this many rows. */
 #define RECONCILE_BATCH 256
 
@@ -436,6 +440,16 @@ void datanode_close(struct datanode *dn)
 
 /* ---- puts ---------------------------------------------------------------- */
 
+static void info_fill(struct datanode_obj_info *info, const struct dnmeta_obj *o, const struct dnloc *loc0)
+{
+	*info = (struct datanode_obj_info){ o->size, o->chunk_bytes, o->nchunks, o->ctime_ms, false, { 0 } };
+	if (loc0 && o->nchunks > 0) {
+		info->has_hint = true;
+		info->hint = (struct datanode_hint){ o->size, o->chunk_bytes, loc0->stream, loc0->seg,
+						     loc0->seq, loc0->pos, loc0->crc };
+	}
+}
+
 struct datanode_put {
 	struct datanode *dn;
 	struct dn_stream *st;
@@ -576,7 +590,7 @@ int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datan
 		if (oid)
 			*oid = w->oid;
 		if (info)
-			*info = (struct datanode_obj_info){ o.size, o.chunk_bytes, o.nchunks, o.ctime_ms };
+			info_fill(info, &o, w->nchunks ? &w->locs[0] : NULL);
 	}
 out:
 	if (c)
@@ -601,22 +615,29 @@ struct datanode_get {
 	bool verify;
 	struct datanode_obj_info info;
 	uint64_t cur, end; /* object byte range still to hand out */
-	struct dnloc loc0; /* chunk 0 comes with the object row */
-	struct dnmeta_chunk rows[GET_BATCH]; /* chunks 1.., fetched as needed */
+	struct dnloc loc0; /* chunk 0 comes with the object row (or the hint) */
+	bool hinted;       /* loc0 and info come from a caller's hint, unchecked */
+	struct dnmeta_chunk *rows; /* chunks 1.., fetched as needed (GET_BATCH) */
 	size_t nrows, rowi;
 	uint8_t *buf;
 	size_t cap;
+	void *map; /* the current big chunk's read-only mapping, if any */
+	size_t map_len;
+	const uint8_t *ent; /* the current entry: in buf or in map */
 };
 
 static int stat_loc0(struct datanode *dn, const struct dn_oid *oid, struct datanode_obj_info *info,
 		     struct dnloc *loc0)
 {
 	struct dnmeta_obj o;
+	struct dnloc l0;
 	struct dnconn *c = dnmeta_conn_get(dn->meta);
-	int rc = dnmeta_obj_get(c, oid, &o, loc0);
+	int rc = dnmeta_obj_get(c, oid, &o, &l0);
 	dnmeta_conn_put(c);
 	if (rc == 0 && info)
-		*info = (struct datanode_obj_info){ o.size, o.chunk_bytes, o.nchunks, o.ctime_ms };
+		info_fill(info, &o, &l0);
+	if (rc == 0 && loc0)
+		*loc0 = l0;
 	return rc;
 }
 
@@ -625,39 +646,68 @@ int datanode_stat(struct datanode *dn, const struct dn_oid *oid, struct datanode
 	return stat_loc0(dn, oid, info, NULL);
 }
 
-int datanode_get_open(struct datanode *dn, const struct dn_oid *oid, uint64_t off, uint64_t len,
-		      unsigned flags, struct datanode_get **out, struct datanode_obj_info *info)
+/* The object's shape must be self-consistent before any arithmetic on
+ * chunk indexes relies on it. */
+static bool shape_ok(const struct dn_oid *oid, const struct datanode_obj_info *oi)
 {
-	struct datanode_obj_info oi;
-	struct dnloc loc0;
-	*out = NULL;
-	int rc = stat_loc0(dn, oid, &oi, &loc0);
-	if (rc)
-		return rc;
-	if (off > oi.size)
+	uint64_t want = oi->size == 0 ? 0 : (oi->size - 1) / oi->chunk_bytes + 1;
+	if (oi->chunk_bytes > 0 && want == oi->nchunks)
+		return true;
+	char id[33];
+	datanode_oid_fmt(oid, id);
+	log_error(SUB, "object %s: record says %u chunks of %u bytes for %" PRIu64 " bytes", id,
+		  oi->nchunks, oi->chunk_bytes, oi->size);
+	return false;
+}
+
+static int get_open(struct datanode *dn, const struct dn_oid *oid, const struct datanode_obj_info *oi,
+		    const struct dnloc *loc0, bool hinted, uint64_t off, uint64_t len, unsigned flags,
+		    struct datanode_get **out, struct datanode_obj_info *info)
+{
+	if (off > oi->size)
 		return -SILT_ERANGE;
-	/* The object's shape must be self-consistent before any arithmetic
-	 * on chunk indexes relies on it. */
-	uint64_t want = oi.size == 0 ? 0 : (oi.size - 1) / oi.chunk_bytes + 1;
-	if (want != oi.nchunks) {
-		char id[33];
-		datanode_oid_fmt(oid, id);
-		log_error(SUB, "object %s: record says %u chunks for %" PRIu64 " bytes", id,
-			  oi.nchunks, oi.size);
+	if (!shape_ok(oid, oi))
 		return -SILT_ECORRUPT;
-	}
 	struct datanode_get *g = xcalloc(1, sizeof(*g));
 	g->dn = dn;
 	g->oid = *oid;
 	g->verify = !(flags & DATANODE_GET_NOVERIFY);
-	g->info = oi;
-	g->loc0 = loc0;
+	g->info = *oi;
+	g->loc0 = *loc0;
+	g->hinted = hinted;
 	g->cur = off;
-	g->end = len > oi.size - off ? oi.size : off + len;
+	g->end = len > oi->size - off ? oi->size : off + len;
 	if (info)
-		*info = oi;
+		*info = *oi;
 	*out = g;
 	return 0;
+}
+
+int datanode_get_open(struct datanode *dn, const struct dn_oid *oid, uint64_t off, uint64_t len,
+		      unsigned flags, struct datanode_get **out, struct datanode_obj_info *info)
+{
+	struct datanode_obj_info oi;
+	struct dnloc loc0 = { 0 };
+	*out = NULL;
+	int rc = stat_loc0(dn, oid, &oi, &loc0);
+	if (rc)
+		return rc;
+	return get_open(dn, oid, &oi, &loc0, false, off, len, flags, out, info);
+}
+
+int datanode_get_open_hint(struct datanode *dn, const struct dn_oid *oid, const struct datanode_hint *hint,
+			   uint64_t off, uint64_t len, unsigned flags, struct datanode_get **out,
+			   struct datanode_obj_info *info)
+{
+	*out = NULL;
+	if (hint->size == 0 || hint->chunk_bytes == 0 || hint->chunk_bytes > DNCHUNK_MAX_DATA ||
+	    hint->seg < 0 || hint->seq < 0 || (hint->size - 1) / hint->chunk_bytes >= UINT32_MAX)
+		return -SILT_ECORRUPT;
+	struct datanode_obj_info oi = { hint->size, hint->chunk_bytes,
+					(uint32_t)((hint->size - 1) / hint->chunk_bytes + 1), 0, true, *hint };
+	struct dnloc loc0 = { hint->stream, hint->seg, hint->seq, hint->pos,
+			      (uint32_t)SILT_MIN(hint->size, (uint64_t)hint->chunk_bytes), hint->crc };
+	return get_open(dn, oid, &oi, &loc0, true, off, len, flags, out, info);
 }
 
 static void log_oid(const struct dn_oid *oid, uint32_t index, const char *what)
@@ -671,6 +721,8 @@ static void log_oid(const struct dn_oid *oid, uint32_t index, const char *what)
 static int get_fetch_rows(struct datanode_get *g, uint32_t first)
 {
 	uint32_t last = (uint32_t)((g->end - 1) / g->info.chunk_bytes);
+	if (!g->rows)
+		g->rows = xmalloc(GET_BATCH * sizeof(*g->rows));
 	struct dnconn *c = dnmeta_conn_get(g->dn->meta);
 	int rc = dnmeta_chunks_get(c, &g->oid, first, last, g->rows, GET_BATCH, &g->nrows);
 	if (rc == 0 && (g->nrows == 0 || g->rows[0].index != first)) {
@@ -705,6 +757,102 @@ static int get_relocate(struct datanode_get *g, uint32_t ci, struct dnloc *loc)
 	return rc;
 }
 
+static void get_unmap(struct datanode_get *g)
+{
+	if (g->map) {
+		munmap(g->map, g->map_len);
+		g->map = NULL;
+	}
+}
+
+/* Makes `need` bytes of the entry at loc readable at g->ent: a mapping of
+ * the segment file for a big verified chunk, else a pread into g->buf.
+ * 1 done, 0 the segment (of readable size seg_size) is too short, or
+ * -errno. Mapping only below seg_size is safe: a segment never shrinks
+ * below what it published while it is open (GC unlinks it whole, and the
+ * mapping keeps the file alive). */
+static int get_load(struct datanode_get *g, int fd, uint64_t seg_size, const struct dnloc *loc, size_t need)
+{
+	get_unmap(g);
+	uint64_t entry = (uint64_t)DNCHUNK_HDR + loc->len;
+	if (loc->pos > seg_size || seg_size - loc->pos < entry)
+		return 0;
+	if (g->verify && loc->len >= GET_MAP_MIN) {
+		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+		uint64_t base = loc->pos & ~(pg - 1);
+		size_t len = (size_t)(loc->pos - base) + need;
+		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)base);
+		if (m != MAP_FAILED) {
+			g->map = m;
+			g->map_len = len;
+			g->ent = (const uint8_t *)m + (loc->pos - base);
+			return 1;
+		}
+		/* Out of mappings or address space: copy instead. */
+	}
+	if (need > g->cap) {
+		g->buf = xrealloc(g->buf, need);
+		g->cap = need;
+	}
+	ssize_t n = dn_pread(fd, g->buf, need, loc->pos);
+	if (n < 0)
+		return (int)n;
+	g->ent = g->buf;
+	return (size_t)n < need ? 0 : 1;
+}
+
+/* Reads chunk 0 where the hint says, quietly: 1 if the entry there is
+ * chunk 0 of this object (and with verify its data passed the CRC; r holds
+ * the segment reference), 0 if the hint is stale (segment gone, entry
+ * elsewhere, another chunk there), or an error (-SILT_ECORRUPT when the
+ * header matches but the data does not: that is damage, not staleness). */
+static int get_try_hint(struct datanode_get *g, size_t need, struct seglog_read *r, struct dnchunk_hdr *h)
+{
+	const struct dnloc *loc = &g->loc0;
+	struct dn_stream *st = loc->stream < DN_NSTREAM_IDS ? g->dn->streams[loc->stream] : NULL;
+	if (!st)
+		return 0;
+	int rc = seglog_seg_get(st->log, loc->seg, r);
+	if (rc)
+		return rc == -SILT_ENOENT ? 0 : rc;
+	rc = get_load(g, r->fd, r->len, loc, need);
+	if (rc < 0) {
+		seglog_seg_unref(r->seg);
+		dn_log_bad(&g->oid, 0, loc, silt_strerror(rc));
+		return rc;
+	}
+	if (rc == 0 || dn_check_entry(g->ent, &g->oid, 0, loc, false, h) != NULL)
+		goto stale;
+	if (g->verify && crc32c(0, g->ent + DNCHUNK_HDR, h->len) != h->crc) {
+		seglog_seg_unref(r->seg);
+		dn_log_bad(&g->oid, 0, loc, "data CRC-32C mismatch");
+		return -SILT_ECORRUPT;
+	}
+	return 1;
+stale:
+	seglog_seg_unref(r->seg);
+	r->seg = NULL;
+	return 0;
+}
+
+/* The hint was stale: from now on the read follows the object's record. */
+static int get_unhint(struct datanode_get *g)
+{
+	struct datanode_obj_info oi;
+	struct dnloc loc0 = { 0 };
+	int rc = stat_loc0(g->dn, &g->oid, &oi, &loc0);
+	if (rc)
+		return rc;
+	if (oi.size != g->info.size || oi.chunk_bytes != g->info.chunk_bytes) {
+		log_oid(&g->oid, 0, "the caller's hint disagrees with the object record");
+		return -SILT_ECORRUPT;
+	}
+	g->info.ctime_ms = oi.ctime_ms;
+	g->loc0 = loc0;
+	g->hinted = false;
+	return 0;
+}
+
 int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 {
 	uint32_t cb = g->info.chunk_bytes;
@@ -733,12 +881,17 @@ int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 		return -SILT_ECORRUPT;
 	}
 	size_t need = g->verify ? DNCHUNK_HDR + (size_t)clen : DNCHUNK_HDR;
-	if (need > g->cap) {
-		g->buf = xrealloc(g->buf, need);
-		g->cap = need;
-	}
 
 	struct seglog_read r = { 0 };
+	if (ci == 0 && g->hinted) {
+		rc = get_try_hint(g, need, &r, &h);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			goto checked;
+		if ((rc = get_unhint(g)) != 0)
+			return rc;
+	}
 	for (int attempt = 0;; attempt++) {
 		struct dn_stream *st = loc->stream < DN_NSTREAM_IDS ? g->dn->streams[loc->stream]
 								   : NULL;
@@ -756,18 +909,23 @@ int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 		if ((rc = get_relocate(g, ci, loc)) != 0)
 			return rc;
 	}
-	rc = dn_check_chunk(r.fd, r.len, &g->oid, ci, loc, g->buf, g->verify, &h);
-	if (rc) {
+	rc = get_load(g, r.fd, r.len, loc, need);
+	const char *why = rc < 0 ? silt_strerror(rc)
+		: rc == 0 ? "entry extends past the end of the segment"
+			  : dn_check_entry(g->ent, &g->oid, ci, loc, g->verify, &h);
+	if (why) {
+		dn_log_bad(&g->oid, ci, loc, why);
 		seglog_seg_unref(r.seg);
-		return rc;
+		return rc < 0 ? rc : -SILT_ECORRUPT;
 	}
+checked:;
 	uint64_t in = g->cur - cstart;
 	uint64_t n = SILT_MIN(g->end, cstart + clen) - g->cur;
 	p->seg = r.seg;
 	p->fd = r.fd;
 	p->pos = loc->pos + DNCHUNK_HDR + in;
 	p->len = n;
-	p->data = g->verify ? g->buf + DNCHUNK_HDR + in : NULL;
+	p->data = g->verify ? g->ent + DNCHUNK_HDR + in : NULL;
 	g->cur += n;
 	if (ci > 0)
 		g->rowi++;
@@ -778,6 +936,8 @@ void datanode_get_close(struct datanode_get *g)
 {
 	if (!g)
 		return;
+	get_unmap(g);
+	free(g->rows);
 	free(g->buf);
 	free(g);
 }

@@ -41,12 +41,15 @@
  * chunks did not survive, while a chunk whose bytes went bad fails its CRC
  * on every read: never wrong bytes.
  *
- * Reads look the chunk rows up, take a counted reference to the segment,
- * pread the whole chunk and check its header against the row and its data
+ * Reads look the chunk rows up (or, for chunk 0, take the caller's hint:
+ * datanode_get_open_hint), take a counted reference to the segment, read
+ * the whole chunk (pread; chunks of 64 KiB and more are mapped read-only
+ * instead, so the check runs over the page cache and piece.data points
+ * into the mapping) and check its header against the row and its data
  * against the CRC before handing out any byte; a mismatch is logged and the
  * read fails with -SILT_ECORRUPT (other objects are unaffected). A piece
  * (segment ref, fd, position, length) can then be sent with sendfile, or the
- * verified bytes copied from piece.data.
+ * verified bytes sent or copied from piece.data.
  *
  * GC compacts sealed segments whose live ratio is under a threshold: it
  * scans the segment file, copies each entry whose location row still points
@@ -108,11 +111,28 @@ void datanode_close(struct datanode *dn);
 void datanode_oid_fmt(const struct dn_oid *oid, char out[33]);
 int datanode_oid_parse(const char *hex, struct dn_oid *oid);
 
+/* Where chunk 0 of an object was written, with the object's shape: enough
+ * to read an object without asking SQLite. A caller may keep it next to the
+ * object id (the router stores it in the locator) and hand it back to
+ * datanode_get_open_hint. A hint is only ever a hint: GC may have moved the
+ * chunk since, and then the read looks the location up in SQLite. */
+struct datanode_hint {
+	uint64_t size;
+	uint32_t chunk_bytes;
+	uint32_t stream;
+	int64_t seg;
+	int64_t seq;
+	uint64_t pos;
+	uint32_t crc; /* CRC-32C of chunk 0's data */
+};
+
 struct datanode_obj_info {
 	uint64_t size;
 	uint32_t chunk_bytes; /* chunk size the object was written with */
 	uint32_t nchunks;
 	int64_t ctime_ms; /* commit time */
+	bool has_hint;    /* hint is set (every object with at least one chunk) */
+	struct datanode_hint hint;
 };
 
 /* ---- writes ---- */
@@ -164,6 +184,22 @@ enum {
  * the range is clamped to it. */
 int datanode_get_open(struct datanode *dn, const struct dn_oid *oid, uint64_t off, uint64_t len,
 		      unsigned flags, struct datanode_get **out, struct datanode_obj_info *info);
+/* The same, trusting `hint` (from datanode_obj_info at commit) for the
+ * object's shape and chunk 0's place, so a read of a one-chunk object
+ * touches no SQLite. Chunk 0's entry is still checked against the hint
+ * (object id, index, sequence number, length and CRC in its header, then
+ * the data CRC) before any byte is handed out; if the header does not match
+ * or the segment is gone (GC moved the chunk), the read falls back to the
+ * recorded location, and fails with -SILT_ENOENT if there is none. A data
+ * CRC mismatch under a matching header is corruption (-SILT_ECORRUPT).
+ * Because the hinted read does not look the object up, a read of an object
+ * that was deleted may still return its (verified) bytes until GC reclaims
+ * them: callers that must not see deleted objects do not pass a hint.
+ * info (may be NULL) gets the hint's shape (ctime_ms 0). A malformed hint
+ * (inconsistent shape) is -SILT_ECORRUPT. */
+int datanode_get_open_hint(struct datanode *dn, const struct dn_oid *oid, const struct datanode_hint *hint,
+			   uint64_t off, uint64_t len, unsigned flags, struct datanode_get **out,
+			   struct datanode_obj_info *info);
 /* Next piece, in order: 1 (piece filled), 0 (done) or an error (the
  * range cannot be completed; -SILT_ECORRUPT after a failed check,
  * -SILT_ENOENT if the object was deleted meanwhile). Each piece lies in

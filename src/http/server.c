@@ -148,9 +148,7 @@ static const char *loop_date(struct hloop *hl)
 {
 	time_t t = time(NULL);
 	if (t != hl->date_sec) {
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(hl->date, sizeof(hl->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		fmt_http_date((int64_t)t, hl->date);
 		hl->date_sec = t;
 	}
 	return hl->date;
@@ -372,6 +370,11 @@ void http_resp_headern(struct http_req *req, const char *name, const char *value
 		log_warn("http", "%s: dropping invalid response header %s", c->peer, name);
 		return;
 	}
+	/* The names the layer owns all start with c, d, s or t: most headers
+	 * are past this test after one comparison. */
+	char c0 = (char)(name[0] | 0x20);
+	if (c0 != 'c' && c0 != 'd' && c0 != 's' && c0 != 't')
+		goto add;
 	if (name_is(name, "content-length") || name_is(name, "transfer-encoding") ||
 	    name_is(name, "date") || name_is(name, "server"))
 		return;
@@ -380,6 +383,7 @@ void http_resp_headern(struct http_req *req, const char *name, const char *value
 			c->app_close = true;
 		return;
 	}
+add:
 	put_str(&c->hdrs, name);
 	put_str(&c->hdrs, ": ");
 	wbuf_put(&c->hdrs, value, vlen);
@@ -546,7 +550,8 @@ ssize_t http_stream_write(struct http_req *req, const void *p, size_t n)
 		return (ssize_t)n;
 	}
 	size_t pending = c->out.len - c->out_off;
-	if (pending >= HTTP_STREAM_HIGH) {
+	/* Copied bytes go behind a reference still being sent, never ahead. */
+	if (pending >= HTTP_STREAM_HIGH || c->ref_off < c->ref_len) {
 		c->stream_blocked = true;
 		return 0;
 	}
@@ -569,6 +574,33 @@ ssize_t http_stream_write(struct http_req *req, const void *p, size_t n)
 		c->stream_left -= (int64_t)take;
 	conn_run(c);
 	return (ssize_t)take;
+}
+
+ssize_t http_stream_write_ref(struct http_req *req, const void *p, size_t n)
+{
+	struct http_conn *c = req->conn;
+	if (c->rkind != RK_STREAM || c->resp_complete || c->head_only || c->chunked_out ||
+	    req->aborted || c->state == CS_CLOSED || n == 0) {
+		/* Copied instead; the caller waits for on_writable all the same. */
+		ssize_t w = http_stream_write(req, p, n);
+		if (w > 0)
+			c->stream_blocked = true;
+		return w;
+	}
+	if (c->stream_left >= 0 && (int64_t)n > c->stream_left)
+		return -EINVAL;
+	if (c->ref_off < c->ref_len) {
+		c->stream_blocked = true;
+		return 0;
+	}
+	c->ref = p;
+	c->ref_len = n;
+	c->ref_off = 0;
+	if (c->stream_left >= 0)
+		c->stream_left -= (int64_t)n;
+	c->stream_blocked = true;
+	conn_run(c);
+	return (ssize_t)n;
 }
 
 int http_stream_end(struct http_req *req)
@@ -895,7 +927,10 @@ static bool step_req(struct http_conn *c)
 	if (c->io.fd < 0)
 		return true;
 	if (c->rkind == RK_STREAM && c->stream_blocked && !c->resp_complete && !c->req.aborted &&
-	    c->out.len - c->out_off <= HTTP_STREAM_LOW) {
+	    c->out.len - c->out_off <= HTTP_STREAM_LOW && c->ref_off >= c->ref_len) {
+		/* A reference that went out whole is the app's again. */
+		c->ref = NULL;
+		c->ref_len = c->ref_off = 0;
 		c->stream_blocked = false;
 		if (s->h.on_writable)
 			s->h.on_writable(&c->req);

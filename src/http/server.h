@@ -227,6 +227,14 @@ int http_respond_stream(struct http_req *req, int status, int64_t content_length
  * output queue is over HTTP_STREAM_HIGH: wait for on_writable), or -EPIPE
  * once the connection is gone (then finish with http_stream_end). */
 ssize_t http_stream_write(struct http_req *req, const void *p, size_t n);
+/* Queues n bytes at p by reference, without copying them: the layer sends
+ * them straight from p after what is already queued. p must stay valid and
+ * unchanged until on_writable is called (which happens once they are all
+ * sent) or the request ends (on_abort, on_done). Returns n, or fewer (as
+ * http_stream_write: then it copied, e.g. with chunked framing), 0 while an
+ * earlier reference is still being sent, or -EPIPE. After it returned > 0,
+ * write nothing more before on_writable (which always follows). */
+ssize_t http_stream_write_ref(struct http_req *req, const void *p, size_t n);
 int http_stream_end(struct http_req *req);
 
 /* Runs fn(arg) on req's loop thread; callable from any thread. */

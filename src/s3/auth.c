@@ -2,13 +2,14 @@
 #include "core/platform.h"
 #include "s3/auth.h"
 #include "s3/checksum.h"
+#include "core/util.h"
 
+#include <pthread.h>
 #include <strings.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #define ALGO "AWS4-HMAC-SHA256"
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -443,17 +444,66 @@ static bool path_not_canonical(const struct s3_auth_req *req)
 /* ------------------------------------------------------------------ */
 /* Crypto                                                             */
 
-static void hmac(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32])
+/* OpenSSL 3's one-shot HMAC() and EVP_Digest(EVP_sha256()) look the
+ * algorithm up in the provider store on every call (a global rwlock both
+ * loop threads take per request, and a dozen small allocations). SHA-256
+ * is fetched once instead, each thread keeps one digest context, and the
+ * HMAC is built on it (RFC 2104: H(K^opad || H(K^ipad || m))). */
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static EVP_MD *md_sha256;
+static pthread_key_t md_key;
+
+static void md_ctx_free(void *p)
 {
-	unsigned int len = 32;
-	if (!HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &len))
+	EVP_MD_CTX_free(p);
+}
+
+static void md_init(void)
+{
+	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!md_sha256 || pthread_key_create(&md_key, md_ctx_free) != 0)
+		abort();
+}
+
+static EVP_MD_CTX *md_ctx(void)
+{
+	pthread_once(&md_once, md_init);
+	EVP_MD_CTX *c = pthread_getspecific(md_key);
+	if (!c) {
+		if (!(c = EVP_MD_CTX_new()) || pthread_setspecific(md_key, c) != 0)
+			abort();
+	}
+	return c;
+}
+
+static void sha256_2(EVP_MD_CTX *c, const void *a, size_t an, const void *b, size_t bn, uint8_t out[32])
+{
+	if (!EVP_DigestInit_ex(c, md_sha256, NULL) || !EVP_DigestUpdate(c, a, an) ||
+	    (bn && !EVP_DigestUpdate(c, b, bn)) || !EVP_DigestFinal_ex(c, out, NULL))
 		abort();
 }
 
 static void sha256(const void *p, size_t n, uint8_t out[32])
 {
-	if (!EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL))
-		abort();
+	sha256_2(md_ctx(), p, n, NULL, 0, out);
+}
+
+static void hmac(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32])
+{
+	EVP_MD_CTX *c = md_ctx();
+	uint8_t k[64] = { 0 }, pad[64], inner[32];
+	if (klen > sizeof(k))
+		sha256_2(c, key, klen, NULL, 0, k);
+	else
+		memcpy(k, key, klen);
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x36;
+	sha256_2(c, pad, sizeof(pad), msg, mlen, inner);
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x5c;
+	sha256_2(c, pad, sizeof(pad), inner, sizeof(inner), out);
+	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(pad, sizeof(pad));
 }
 
 void s3_auth_signing_key(const char *secret, size_t secret_len, const char *date8,
@@ -578,10 +628,20 @@ int s3_auth_parse_time(const char *s, size_t n, bool iso, int64_t *out)
 
 void s3_auth_format_time(int64_t t, char out[17])
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-	gmtime_r(&tt, &tm);
-	strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
+	struct civil_time c;
+	civil_from_epoch(t, &c);
+	int v[6] = { c.year < 0 ? 0 : c.year > 9999 ? 9999 : c.year, c.month, c.day, c.hour, c.min, c.sec };
+	static const int width[6] = { 4, 2, 2, 2, 2, 2 };
+	char *p = out;
+	for (int i = 0; i < 6; i++) {
+		if (i == 3)
+			*p++ = 'T';
+		for (int k = width[i] - 1, x = v[i]; k >= 0; k--, x /= 10)
+			p[k] = (char)('0' + x % 10);
+		p += width[i];
+	}
+	*p++ = 'Z';
+	*p = '\0';
 }
 
 /* ------------------------------------------------------------------ */

@@ -360,6 +360,8 @@ static void get_end(struct s3req *r)
 	http_stream_end(r->h); /* r may be gone after this */
 }
 
+#define GET_REF_MIN (64 * 1024)
+
 /* Writes pieces until the layer refuses bytes (then on_writable resumes)
  * or the range is done. One piece in memory at a time. */
 static void get_pump(struct s3req *r)
@@ -381,14 +383,18 @@ static void get_pump(struct s3req *r)
 			}
 			continue;
 		}
-		ssize_t w = http_stream_write(r->h, o->p, o->n);
+		/* Big pieces go out straight from the data node's verified
+		 * buffer (valid until the next s3route_get_next, which only
+		 * on_writable leads to); small ones are cheaper copied. */
+		bool by_ref = o->n >= GET_REF_MIN;
+		ssize_t w = by_ref ? http_stream_write_ref(r->h, o->p, o->n) : http_stream_write(r->h, o->p, o->n);
 		if (w < 0) {
 			get_end(r);
 			return;
 		}
 		o->p += w;
 		o->n -= (size_t)w;
-		if (o->n > 0)
+		if (o->n > 0 || by_ref)
 			return;
 	}
 }

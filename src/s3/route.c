@@ -1,6 +1,7 @@
 #include "core/platform.h"
 #include "s3/route.h"
 #include "core/log.h"
+#include "core/rd.h"
 #include "datanode/datanode.h"
 #include "s3meta/s3meta.h"
 
@@ -10,20 +11,28 @@
 /* Objects being read. S3 lets a GET that started finish even if the key is
  * overwritten or deleted meanwhile, so freeing an object's data waits until
  * its last reader closes: s3route_free marks it, the last close frees it.
- * An open-addressing table keyed by object id, guarded by one mutex (held
- * only for the lookup). */
+ * Open-addressing tables keyed by object id, split in shards by id so that
+ * loop threads reading different objects take different mutexes (each
+ * held only for the lookup). */
 struct reading {
 	struct dn_oid oid;
 	int readers; /* 0 = empty slot */
 	bool free_pending;
 };
 
-struct s3route {
-	struct datanode *dn;
-	uint16_t node_id;
+#define READ_SHARDS 16
+
+struct rshard {
 	pthread_mutex_t mu;
 	struct reading *tab;
 	size_t cap, used;
+	char pad[64]; /* keeps two shards' mutexes off one cache line */
+};
+
+struct s3route {
+	struct datanode *dn;
+	uint16_t node_id;
+	struct rshard shard[READ_SHARDS];
 };
 
 struct s3route_put {
@@ -48,74 +57,91 @@ struct s3route_get {
 	struct datanode_get *cur;
 	struct datanode_piece piece;
 	bool have_piece;
+	/* A single-object read keeps its locator and id here (no allocation). */
+	struct dn_oid held1;
+	uint8_t loc1[S3ROUTE_LOC_MAX];
 };
 
 static size_t oid_hash(const struct dn_oid *o)
 {
-	uint64_t h;
-	memcpy(&h, o->b, sizeof(h));
-	return (size_t)(h * 0x9E3779B97F4A7C15ull);
+	/* Ids are a per-run random half and a counter: mix every bit, so
+	 * both the low bits (slot) and the high bits (shard) vary. */
+	uint64_t a, b;
+	memcpy(&a, o->b, sizeof(a));
+	memcpy(&b, o->b + 8, sizeof(b));
+	uint64_t h = a ^ (b * 0x9E3779B97F4A7C15ull);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return (size_t)h;
 }
 
-/* The slot of oid, or the empty slot where it would go. Holds rt->mu. */
-static struct reading *slot_of(struct s3route *rt, const struct dn_oid *oid)
+static struct rshard *shard_of(struct s3route *rt, const struct dn_oid *oid)
 {
-	size_t i = oid_hash(oid) & (rt->cap - 1);
-	while (rt->tab[i].readers > 0 && memcmp(&rt->tab[i].oid, oid, sizeof(*oid)) != 0)
-		i = (i + 1) & (rt->cap - 1);
-	return &rt->tab[i];
+	return &rt->shard[(oid_hash(oid) >> 58) % READ_SHARDS];
 }
 
-static void table_grow(struct s3route *rt)
+/* The slot of oid, or the empty slot where it would go. Holds sh->mu. */
+static struct reading *slot_of(struct rshard *sh, const struct dn_oid *oid)
 {
-	struct reading *old = rt->tab;
-	size_t oldcap = rt->cap;
-	rt->cap = oldcap ? oldcap * 2 : 256;
-	rt->tab = xcalloc(rt->cap, sizeof(*rt->tab));
+	size_t i = oid_hash(oid) & (sh->cap - 1);
+	while (sh->tab[i].readers > 0 && memcmp(&sh->tab[i].oid, oid, sizeof(*oid)) != 0)
+		i = (i + 1) & (sh->cap - 1);
+	return &sh->tab[i];
+}
+
+static void table_grow(struct rshard *sh)
+{
+	struct reading *old = sh->tab;
+	size_t oldcap = sh->cap;
+	sh->cap = oldcap ? oldcap * 2 : 64;
+	sh->tab = xcalloc(sh->cap, sizeof(*sh->tab));
 	for (size_t i = 0; i < oldcap; i++)
 		if (old[i].readers > 0)
-			*slot_of(rt, &old[i].oid) = old[i];
+			*slot_of(sh, &old[i].oid) = old[i];
 	free(old);
 }
 
 static void hold(struct s3route *rt, const struct dn_oid *oid)
 {
-	pthread_mutex_lock(&rt->mu);
-	if ((rt->used + 1) * 2 > rt->cap)
-		table_grow(rt);
-	struct reading *s = slot_of(rt, oid);
+	struct rshard *sh = shard_of(rt, oid);
+	pthread_mutex_lock(&sh->mu);
+	if ((sh->used + 1) * 2 > sh->cap)
+		table_grow(sh);
+	struct reading *s = slot_of(sh, oid);
 	if (s->readers == 0) {
 		s->oid = *oid;
 		s->free_pending = false;
-		rt->used++;
+		sh->used++;
 	}
 	s->readers++;
-	pthread_mutex_unlock(&rt->mu);
+	pthread_mutex_unlock(&sh->mu);
 }
 
-/* Backward-shift deletion keeps the probe chains intact. Holds rt->mu. */
-static void slot_remove(struct s3route *rt, struct reading *s)
+/* Backward-shift deletion keeps the probe chains intact. Holds sh->mu. */
+static void slot_remove(struct rshard *sh, struct reading *s)
 {
-	size_t i = (size_t)(s - rt->tab);
+	size_t i = (size_t)(s - sh->tab);
 	s->readers = 0;
-	rt->used--;
-	for (size_t j = (i + 1) & (rt->cap - 1); rt->tab[j].readers > 0; j = (j + 1) & (rt->cap - 1)) {
-		struct reading moved = rt->tab[j];
-		rt->tab[j].readers = 0;
-		*slot_of(rt, &moved.oid) = moved;
+	sh->used--;
+	for (size_t j = (i + 1) & (sh->cap - 1); sh->tab[j].readers > 0; j = (j + 1) & (sh->cap - 1)) {
+		struct reading moved = sh->tab[j];
+		sh->tab[j].readers = 0;
+		*slot_of(sh, &moved.oid) = moved;
 	}
 }
 
 static void release(struct s3route *rt, const struct dn_oid *oid)
 {
 	bool do_free = false;
-	pthread_mutex_lock(&rt->mu);
-	struct reading *s = slot_of(rt, oid);
+	struct rshard *sh = shard_of(rt, oid);
+	pthread_mutex_lock(&sh->mu);
+	struct reading *s = slot_of(sh, oid);
 	if (s->readers > 0 && --s->readers == 0) {
 		do_free = s->free_pending;
-		slot_remove(rt, s);
+		slot_remove(sh, s);
 	}
-	pthread_mutex_unlock(&rt->mu);
+	pthread_mutex_unlock(&sh->mu);
 	if (do_free)
 		datanode_delete(rt->dn, oid);
 }
@@ -123,14 +149,15 @@ static void release(struct s3route *rt, const struct dn_oid *oid)
 /* Frees now, or marks for the last reader to free. */
 static int free_or_defer(struct s3route *rt, const struct dn_oid *oid)
 {
-	pthread_mutex_lock(&rt->mu);
-	struct reading *s = rt->cap ? slot_of(rt, oid) : NULL;
-	if (s && s->readers > 0) {
+	struct rshard *sh = shard_of(rt, oid);
+	pthread_mutex_lock(&sh->mu);
+	struct reading *s = slot_of(sh, oid);
+	if (s->readers > 0) {
 		s->free_pending = true;
-		pthread_mutex_unlock(&rt->mu);
+		pthread_mutex_unlock(&sh->mu);
 		return 0;
 	}
-	pthread_mutex_unlock(&rt->mu);
+	pthread_mutex_unlock(&sh->mu);
 	return datanode_delete(rt->dn, oid);
 }
 
@@ -141,13 +168,13 @@ int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out)
 	snprintf(dir, sizeof(dir), "%s/datanode", data_dir);
 	datanode_opts_default(&o);
 	struct s3route *rt = xcalloc(1, sizeof(*rt));
-	pthread_mutex_init(&rt->mu, NULL);
-	table_grow(rt);
+	for (size_t i = 0; i < READ_SHARDS; i++) {
+		pthread_mutex_init(&rt->shard[i].mu, NULL);
+		table_grow(&rt->shard[i]);
+	}
 	int rc = datanode_open(dir, nstreams, &o, &rt->dn);
 	if (rc != 0) {
-		pthread_mutex_destroy(&rt->mu);
-		free(rt->tab);
-		free(rt);
+		s3route_close(rt);
 		return rc;
 	}
 	*out = rt;
@@ -159,8 +186,10 @@ void s3route_close(struct s3route *rt)
 	if (!rt)
 		return;
 	datanode_close(rt->dn);
-	pthread_mutex_destroy(&rt->mu);
-	free(rt->tab);
+	for (size_t i = 0; i < READ_SHARDS; i++) {
+		pthread_mutex_destroy(&rt->shard[i].mu);
+		free(rt->shard[i].tab);
+	}
 	free(rt);
 }
 
@@ -182,18 +211,47 @@ int s3route_put_write(struct s3route_put *p, const void *data, size_t len)
 	return datanode_put_write(p->w, data, len);
 }
 
+static size_t put_uvarint(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t)v;
+	return n;
+}
+
+/* Writes a locator (see route.h): version 2 with the data node's hint when
+ * there is one, else version 1. Returns its length. */
+static size_t loc_encode(uint16_t node_id, const struct dn_oid *oid, const struct datanode_hint *h, uint8_t *loc)
+{
+	loc[0] = 'D';
+	loc[1] = h ? 2 : 1;
+	loc[2] = (uint8_t)(node_id >> 8);
+	loc[3] = (uint8_t)node_id;
+	memcpy(loc + 4, oid, sizeof(*oid));
+	size_t n = 4 + sizeof(*oid);
+	if (!h)
+		return n;
+	n += put_uvarint(loc + n, h->size);
+	n += put_uvarint(loc + n, h->chunk_bytes);
+	n += put_uvarint(loc + n, h->stream);
+	n += put_uvarint(loc + n, (uint64_t)h->seg);
+	n += put_uvarint(loc + n, (uint64_t)h->seq);
+	n += put_uvarint(loc + n, h->pos);
+	for (int i = 0; i < 4; i++)
+		loc[n++] = (uint8_t)(h->crc >> (24 - 8 * i));
+	return n;
+}
+
 int s3route_put_commit(struct s3route_put *p, uint8_t *loc, size_t *loclen)
 {
 	struct dn_oid oid;
-	int rc = datanode_put_commit(p->w, &oid, NULL);
-	if (rc == 0) {
-		loc[0] = 'D';
-		loc[1] = 1;
-		loc[2] = (uint8_t)(p->rt->node_id >> 8);
-		loc[3] = (uint8_t)p->rt->node_id;
-		memcpy(loc + 4, &oid, sizeof(oid));
-		*loclen = 4 + sizeof(oid);
-	}
+	struct datanode_obj_info info;
+	int rc = datanode_put_commit(p->w, &oid, &info);
+	if (rc == 0)
+		*loclen = loc_encode(p->rt->node_id, &oid, info.has_hint ? &info.hint : NULL, loc);
 	free(p);
 	return rc;
 }
@@ -206,13 +264,58 @@ void s3route_put_abort(struct s3route_put *p)
 	free(p);
 }
 
-/* Parses a single-object locator; false if it is not one. */
+/* Parses a single-object locator (version 1, or 2 with a hint); false if it
+ * is not one. *has_hint (may be NULL with hint) says whether hint was set. */
+static bool parse_single_hint(const uint8_t *loc, size_t len, struct dn_oid *oid, struct datanode_hint *hint,
+			      bool *has_hint)
+{
+	struct rd r;
+	rd_init(&r, loc, len);
+	uint8_t kind = rd_u8(&r), ver = rd_u8(&r);
+	rd_skip(&r, 2); /* node id: one node so far */
+	const uint8_t *o = rd_bytes(&r, sizeof(*oid));
+	if (r.err || kind != 'D' || (ver != 1 && ver != 2))
+		return false;
+	memcpy(oid, o, sizeof(*oid));
+	if (has_hint)
+		*has_hint = false;
+	if (ver == 1)
+		return rd_left(&r) == 0;
+	struct datanode_hint h;
+	h.size = rd_uvarint64(&r, 10);
+	h.chunk_bytes = rd_uvarint(&r);
+	h.stream = rd_uvarint(&r);
+	uint64_t seg = rd_uvarint64(&r, 10), seq = rd_uvarint64(&r, 10);
+	h.pos = rd_uvarint64(&r, 10);
+	h.crc = rd_u32(&r);
+	if (r.err || rd_left(&r) != 0 || seg > INT64_MAX || seq > INT64_MAX)
+		return false;
+	h.seg = (int64_t)seg;
+	h.seq = (int64_t)seq;
+	if (hint) {
+		*hint = h;
+		*has_hint = true;
+	}
+	return true;
+}
+
 static bool parse_single(const uint8_t *loc, size_t len, struct dn_oid *oid)
 {
-	if (len != 4 + sizeof(*oid) || loc[0] != 'D' || loc[1] != 1)
-		return false;
-	memcpy(oid, loc + 4, sizeof(*oid));
-	return true;
+	return parse_single_hint(loc, len, oid, NULL, NULL);
+}
+
+/* Opens a data node read of one object, through its hint when it has one. */
+static int dn_open(struct s3route *rt, const uint8_t *loc, size_t len, uint64_t off, uint64_t n,
+		   struct datanode_get **out)
+{
+	struct dn_oid oid;
+	struct datanode_hint h;
+	bool has_hint;
+	if (!parse_single_hint(loc, len, &oid, &h, &has_hint))
+		return -SILT_ECORRUPT;
+	if (has_hint)
+		return datanode_get_open_hint(rt->dn, &oid, &h, off, n, 0, out, NULL);
+	return datanode_get_open(rt->dn, &oid, off, n, 0, out, NULL);
 }
 
 int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint64_t off, uint64_t len,
@@ -243,13 +346,12 @@ int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint
 		while (g->nheld < nparts && s3meta_mploc_next(&it, &size, &ploc, &plen))
 			if (parse_single(ploc, plen, &g->held[g->nheld]))
 				hold(rt, &g->held[g->nheld++]);
-	} else if (parse_single(loc, loclen, &oid)) {
-		g->loc = xmalloc(loclen);
-		memcpy(g->loc, loc, loclen);
-		g->single = g->loc;
+	} else if (loclen <= sizeof(g->loc1) && parse_single(loc, loclen, &oid)) {
+		memcpy(g->loc1, loc, loclen);
+		g->single = g->loc1;
 		g->single_len = loclen;
-		g->held = xmalloc(sizeof(*g->held));
-		g->held[0] = oid;
+		g->held1 = oid;
+		g->held = &g->held1;
 		g->nheld = 1;
 		hold(rt, &oid);
 	} else {
@@ -263,13 +365,12 @@ int s3route_get_open(struct s3route *rt, const uint8_t *loc, size_t loclen, uint
 /* Opens the next part that overlaps the wanted range. 1 opened, 0 none. */
 static int open_next_part(struct s3route_get *g)
 {
-	struct dn_oid oid;
 	if (!g->multipart) {
 		if (!g->single)
 			return 0;
-		parse_single(g->single, g->single_len, &oid);
+		const uint8_t *loc = g->single;
 		g->single = NULL;
-		int rc = datanode_get_open(g->rt->dn, &oid, g->off, g->left, 0, &g->cur, NULL);
+		int rc = dn_open(g->rt, loc, g->single_len, g->off, g->left, &g->cur);
 		return rc == 0 ? 1 : rc;
 	}
 	for (;;) {
@@ -282,11 +383,9 @@ static int open_next_part(struct s3route_get *g)
 		g->part_base += (uint64_t)size;
 		if (g->off >= g->part_base)
 			continue;
-		if (!parse_single(ploc, plen, &oid))
-			return -SILT_ECORRUPT;
 		uint64_t in_off = g->off - base;
 		uint64_t in_len = SILT_MIN(g->left, (uint64_t)size - in_off);
-		int rc = datanode_get_open(g->rt->dn, &oid, in_off, in_len, 0, &g->cur, NULL);
+		int rc = dn_open(g->rt, ploc, plen, in_off, in_len, &g->cur);
 		return rc == 0 ? 1 : rc;
 	}
 }
@@ -331,7 +430,8 @@ void s3route_get_close(struct s3route_get *g)
 		datanode_get_close(g->cur);
 	for (size_t i = 0; i < g->nheld; i++)
 		release(g->rt, &g->held[i]);
-	free(g->held);
+	if (g->held != &g->held1)
+		free(g->held);
 	free(g->loc);
 	free(g);
 }

@@ -6,9 +6,18 @@
  * placement is trivial (the writer's stream = its loop thread); a cluster
  * adds a placement map and remote data nodes behind the same calls.
  *
- * Locators: 'D', u8 version (1), u16 node id (big-endian), 16-byte object
- * id. A completed multipart upload's locator ('M', built by the metadata
- * service) lists its parts' locators; reads and frees walk it.
+ * Locators: 'D', u8 version, u16 node id (big-endian), 16-byte object id;
+ * version 2 then carries the data node's read hint (struct datanode_hint)
+ * as uvarints size, chunk_bytes, stream, seg, seq, pos and a big-endian u32
+ * CRC, so a GET of a small object needs no location lookup; version 1 (no
+ * hint: 0-byte objects, and every locator written before version 2) is
+ * still read. A completed multipart upload's locator ('M', built by the
+ * metadata service) lists its parts' locators; reads and frees walk it.
+ *
+ * A hinted read trusts the hint only as far as the chunk header there
+ * agrees with it (else it follows the data node's records), so a GET whose
+ * object was freed meanwhile may still be served its old, verified bytes
+ * rather than failing: the GET read the metadata before the free.
  *
  * Threads: puts belong to one thread; gets and frees from any thread. */
 #ifndef SILT_S3_ROUTE_H
@@ -16,7 +25,7 @@
 
 #include "core/platform.h"
 
-#define S3ROUTE_LOC_MAX 20
+#define S3ROUTE_LOC_MAX 80 /* version 2: 20 + at most 54 of hint */
 
 struct s3route;
 struct s3route_put;

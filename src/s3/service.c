@@ -44,10 +44,7 @@ const char *s3_query(struct s3req *r, const char *name, bool *present)
 
 void s3_http_date(int64_t ms, char out[40])
 {
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	strftime(out, 40, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	fmt_http_date(ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000), out);
 }
 
 void s3_iso_date(int64_t ms, char out[40])
@@ -227,8 +224,14 @@ static bool etag_list_matches(const char *list, const char *etag)
 
 static const char *cond_header(struct s3req *r, const char *prefix, const char *name)
 {
+	if (!*prefix)
+		return s3_header(r, name);
 	char full[64];
-	snprintf(full, sizeof(full), "%s%s", prefix, name);
+	size_t pl = strlen(prefix), nl = strlen(name);
+	if (pl + nl >= sizeof(full))
+		return NULL;
+	memcpy(full, prefix, pl);
+	memcpy(full + pl, name, nl + 1);
 	return s3_header(r, full);
 }
 
@@ -734,9 +737,17 @@ static bool split_target(struct s3req *r)
 				r->key = slash + 1;
 		}
 	}
-	size_t rl = 2 + (r->bucket ? strlen(r->bucket) : 0) + (r->key ? strlen(r->key) + 1 : 0);
-	char *res = http_req_alloc(r->h, rl + 1);
-	snprintf(res, rl + 1, "/%s%s%s", r->bucket ? r->bucket : "", r->key ? "/" : "", r->key ? r->key : "");
+	size_t bl = r->bucket ? strlen(r->bucket) : 0, kl = r->key ? strlen(r->key) : 0;
+	char *res = http_req_alloc(r->h, bl + kl + 3), *p = res;
+	*p++ = '/';
+	memcpy(p, r->bucket ? r->bucket : "", bl);
+	p += bl;
+	if (r->key) {
+		*p++ = '/';
+		memcpy(p, r->key, kl);
+		p += kl;
+	}
+	*p = '\0';
 	r->resource = res;
 	return true;
 }
@@ -760,7 +771,9 @@ static bool authenticate(struct s3req *r)
 	};
 	enum s3_auth_err e = s3_auth_verify(r->svc->auth, &ar, &r->auth);
 	if (e == S3_AUTH_OK) {
-		snprintf(r->user, sizeof(r->user), "%s", r->auth.access_key);
+		size_t n = strnlen(r->auth.access_key, sizeof(r->user) - 1);
+		memcpy(r->user, r->auth.access_key, n);
+		r->user[n] = '\0';
 		return true;
 	}
 	if (e == S3_AUTH_ANONYMOUS) {
@@ -824,7 +837,10 @@ static void on_head(struct http_req *hr)
 	r->t0_us = mono_us();
 	hr->udata = r;
 	uint64_t n = __atomic_add_fetch(&g_reqno, 1, __ATOMIC_RELAXED);
-	snprintf(r->id, sizeof(r->id), "%016" PRIX64, ((uint64_t)now_ms() << 20) ^ n);
+	uint64_t id = ((uint64_t)now_ms() << 20) ^ n;
+	for (int i = 0; i < 16; i++)
+		r->id[i] = "0123456789ABCDEF"[(id >> (60 - 4 * i)) & 15];
+	r->id[16] = '\0';
 	r->loop_idx = loop_stream();
 	if (!split_target(r)) {
 		s3_error(r, 400, "InvalidURI", "Couldn't parse the specified URI.");

@@ -241,6 +241,7 @@ static void conn_close(struct conn *c)
 	for (int i = 0; i < ST__COUNT; i++)
 		sqlite3_finalize(c->st[i]);
 	sqlite3_close(c->db);
+	free(c->inval.buf);
 	free(c);
 }
 
@@ -275,6 +276,10 @@ void conn_put(struct s3meta *m, struct conn *c)
 {
 	if (!c)
 		return;
+	/* Normally wend flushed already; this catches any write path that
+	 * committed some other way. */
+	if (c->inval.len)
+		rc_flush(m, c, false);
 	pthread_mutex_lock(&m->pool_mu);
 	c->next = m->idle;
 	m->idle = c;
@@ -337,6 +342,8 @@ int wend(struct s3meta *m, struct conn *c, int rc)
 	} else {
 		(void)exec_done(c, stmt(c, ST_ROLLBACK));
 	}
+	/* After the commit (or rollback: then only invalidate, harmlessly). */
+	rc_flush(m, c, rc == 0);
 	pthread_mutex_unlock(&m->wmu);
 	return rc;
 }
@@ -395,7 +402,10 @@ void *arena_alloc(struct s3meta_arena *a, size_t n)
 	n = (n + 15) & ~(size_t)15;
 	struct s3meta_achunk *ch = a->head;
 	if (!ch || ch->cap - ch->used < n) {
-		size_t cap = n > 32768 ? n : 32768;
+		/* A single-row result (a GET's object) needs a few hundred
+		 * bytes: start small, then grow in big chunks for listings. */
+		size_t min = ch ? 32768 : 2048;
+		size_t cap = n > min ? n : min;
 		ch = xmalloc(sizeof(*ch) + cap);
 		ch->used = 0;
 		ch->cap = cap;
@@ -1017,6 +1027,7 @@ int s3meta_bucket_create(struct s3meta *m, const char *name, const char *owner, 
 	bind_str(st, 1, name);
 	bind_str(st, 2, owner);
 	sqlite3_bind_int64(st, 3, created_ms ? created_ms : now_ms());
+	rc_note_bucket(c, name);
 	rc = exec_done(c, st);
 out:
 	rc = wend(m, c, rc);
@@ -1024,8 +1035,28 @@ out:
 	return rc;
 }
 
-int s3meta_bucket_head(struct s3meta *m, const char *name, struct s3meta_bucket *out)
+/* What the cache keeps of a bucket row. */
+struct bkt_cached {
+	struct bkt b;
+	struct s3meta_bucket row;
+};
+
+static void bkt_copy(void *arg, const void *val, size_t vlen)
 {
+	if (vlen == sizeof(struct bkt_cached))
+		memcpy(arg, val, vlen);
+}
+
+int bkt_get_cached(struct s3meta *m, const char *name, struct bkt *b, struct s3meta_bucket *out)
+{
+	uint8_t key[1 + S3META_BUCKET_SIZE];
+	size_t klen = rc_bucket_key(key, name);
+	struct bkt_cached v;
+	uint64_t gen;
+	if (klen == 0)
+		return -S3META_ENOSUCHBUCKET; /* longer than any valid name */
+	if (rc_get(m->cache, key, klen, bkt_copy, &v, &gen))
+		goto found;
 	struct conn *c = conn_get(m);
 	if (!c)
 		return -S3META_EINTERNAL;
@@ -1038,12 +1069,13 @@ int s3meta_bucket_head(struct s3meta *m, const char *name, struct s3meta_bucket 
 	bind_str(st, 1, name);
 	rc = step(c, st);
 	if (rc == SQLITE_ROW) {
-		if (out) {
-			snprintf(out->name, sizeof(out->name), "%s", name);
-			snprintf(out->owner, sizeof(out->owner), "%s", (const char *)sqlite3_column_text(st, 1));
-			out->created_ms = sqlite3_column_int64(st, 2);
-			out->versioning = (enum s3meta_versioning)sqlite3_column_int(st, 3);
-		}
+		memset(&v, 0, sizeof(v));
+		v.b.id = sqlite3_column_int64(st, 0);
+		v.b.versioning = (enum s3meta_versioning)sqlite3_column_int(st, 3);
+		snprintf(v.row.name, sizeof(v.row.name), "%s", name);
+		snprintf(v.row.owner, sizeof(v.row.owner), "%s", (const char *)sqlite3_column_text(st, 1));
+		v.row.created_ms = sqlite3_column_int64(st, 2);
+		v.row.versioning = v.b.versioning;
 		rc = 0;
 	} else {
 		rc = rc == SQLITE_DONE ? -S3META_ENOSUCHBUCKET : sqlerr(rc);
@@ -1051,7 +1083,20 @@ int s3meta_bucket_head(struct s3meta *m, const char *name, struct s3meta_bucket 
 	sqlite3_reset(st);
 out:
 	conn_put(m, c);
-	return rc;
+	if (rc)
+		return rc;
+	rc_put(m->cache, key, klen, &v, sizeof(v), gen);
+found:
+	if (b)
+		*b = v.b;
+	if (out)
+		*out = v.row;
+	return 0;
+}
+
+int s3meta_bucket_head(struct s3meta *m, const char *name, struct s3meta_bucket *out)
+{
+	return bkt_get_cached(m, name, NULL, out);
 }
 
 int s3meta_bucket_list(struct s3meta *m, const char *owner, struct s3meta_bucket **out, size_t *n)
@@ -1129,6 +1174,7 @@ int s3meta_bucket_delete(struct s3meta *m, const char *name)
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, b.id);
+	rc_note_bucket(c, name);
 	rc = exec_done(c, st);
 out:
 	rc = wend(m, c, rc);
@@ -1158,6 +1204,7 @@ int s3meta_bucket_versioning_set(struct s3meta *m, const char *name, enum s3meta
 	}
 	sqlite3_bind_int64(st, 1, b.id);
 	sqlite3_bind_int(st, 2, (int)v);
+	rc_note_bucket(c, name);
 	rc = exec_done(c, st);
 out:
 	rc = wend(m, c, rc);
@@ -1247,6 +1294,8 @@ int s3meta_open(const struct s3meta_config *cfg, struct s3meta **out)
 	pthread_mutex_init(&m->wmu, NULL);
 	pthread_rwlock_init(&m->users_mu, NULL);
 	m->users = xcalloc(UCACHE_BUCKETS, sizeof(*m->users));
+	if (cfg->cache_bytes >= 0)
+		m->cache = rc_new(cfg->cache_bytes > 0 ? (size_t)cfg->cache_bytes : S3META_CACHE_DEFAULT);
 
 	struct conn *c = conn_get(m);
 	if (!c) {
@@ -1296,6 +1345,7 @@ void s3meta_close(struct s3meta *m)
 		ucache_clear(m);
 		free(m->users);
 	}
+	rc_free(m->cache);
 	pthread_rwlock_destroy(&m->users_mu);
 	pthread_mutex_destroy(&m->wmu);
 	pthread_cond_destroy(&m->pool_cv);

@@ -35,6 +35,12 @@
  * be lost on power failure) and, rarely, on an automatic WAL checkpoint.
  * Secret lookups (s3meta_user_secret) never touch SQLite: users live in an
  * in-memory table loaded at open and updated by the user calls.
+ * Bucket rows (s3meta_bucket_head) and latest versions (s3meta_object_get
+ * without version id) are served from a bounded in-memory read cache when
+ * hot; every write invalidates what it changed once it has committed, so a
+ * caller that got a write's answer reads what it wrote (s3meta_cache.c).
+ * Hence buckets and objects may be changed only through this process's
+ * s3meta handle (other processes may change users only).
  *
  * Strings are NUL-terminated UTF-8. Results that carry strings (struct
  * s3meta_obj, s3meta_list, s3meta_parts) own them in an arena: every pointer
@@ -102,7 +108,12 @@ struct s3meta_config {
 	const char *path;       /* database file, created if missing */
 	int64_t min_part_size;  /* EntityTooSmall threshold; 0 = 5 MiB */
 	int max_conns;          /* pooled connections cap; 0 = 64 */
+	/* Read cache of bucket rows and latest versions (what GET and HEAD
+	 * read): bytes; 0 = S3META_CACHE_DEFAULT, negative = no cache. */
+	int64_t cache_bytes;
 };
+
+#define S3META_CACHE_DEFAULT (64ll << 20)
 
 /* Opens (creating schema if needed) the database. 0 and *out, or an error. */
 int s3meta_open(const struct s3meta_config *cfg, struct s3meta **out);

@@ -51,10 +51,21 @@ enum st_id {
 	ST__COUNT
 };
 
+/* Cache keys a write transaction changed, invalidated after it ends
+ * (rc_flush, from wend and conn_put), and the new latest rows it wrote
+ * (layout in s3meta_cache.c). */
+struct rc_pending {
+	uint8_t *buf;
+	size_t len, cap;
+	unsigned n;
+	bool no_rows;
+};
+
 struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST__COUNT];
 	struct conn *next;
+	struct rc_pending inval;
 };
 
 struct ucache_ent;
@@ -76,7 +87,46 @@ struct s3meta {
 
 	pthread_rwlock_t users_mu;
 	struct ucache_ent **users; /* hash table, 256 chains */
+
+	struct rcache *cache; /* bucket and latest-version rows; NULL = off */
 };
+
+/* ---- read cache (s3meta_cache.c; the race rule is explained there) ---- */
+
+struct rcache;
+/* Copies a cached value out, under the shard lock. */
+typedef void (*rc_copy_fn)(void *arg, const void *val, size_t vlen);
+struct rcache *rc_new(size_t max_bytes);
+void rc_free(struct rcache *c);
+/* Hit: calls copy and returns true. Either way *gen is the shard's
+ * generation, to hand to rc_put after reading SQLite on a miss. Take it
+ * BEFORE the SQLite read begins. c may be NULL (always a miss). */
+bool rc_get(struct rcache *c, const void *key, size_t klen, rc_copy_fn copy, void *arg, uint64_t *gen);
+/* Installs a row read from SQLite unless the shard's generation moved
+ * since gen was taken (a write may have changed the row since the read
+ * began). Returns whether it was installed. */
+bool rc_put(struct rcache *c, const void *key, size_t klen, const void *val, size_t vlen, uint64_t gen);
+/* Drops the key and moves its shard's generation. After the commit. */
+void rc_invalidate(struct rcache *c, const void *key, size_t klen);
+size_t rc_count(struct rcache *c);
+/* Cache keys: 'o' + bucket id + object key, 'b' + bucket name. Return the
+ * length (0 if too long: never cached). out holds 1 + 8 + S3META_KEY_MAX. */
+size_t rc_object_key(uint8_t *out, int64_t bucket_id, const char *key, size_t klen);
+size_t rc_bucket_key(uint8_t *out, const char *name);
+/* Inside a write transaction: the row of this key / bucket changes; its
+ * cache entry is invalidated when the transaction ends (rc_flush). Every
+ * statement that changes a versions or buckets row notes it. */
+void rc_note(struct conn *c, const void *key, size_t klen);
+void rc_note_object(struct conn *c, int64_t bucket_id, const char *key, size_t klen);
+void rc_note_bucket(struct conn *c, const char *name);
+/* Also: `row` is the key's new latest row as this transaction wrote it. It
+ * is installed after the commit (so a GET right after a PUT needs no
+ * SQLite), unless the transaction changed the key again afterwards. */
+void rc_note_row(struct conn *c, const void *key, size_t klen, const void *row, size_t rlen);
+/* Invalidates every noted key; then, with install (only wend: after a
+ * commit, still holding the write lock, so installs happen in commit
+ * order), installs the noted rows. Empties the list. */
+void rc_flush(struct s3meta *m, struct conn *c, bool install);
 
 /* Connections. conn_get never fails for lack of a slot (waits); NULL only
  * if SQLite could not open the file. */
@@ -129,6 +179,9 @@ struct bkt {
 	enum s3meta_versioning versioning;
 };
 int bkt_lookup(struct conn *c, const char *name, struct bkt *b);
+/* Outside any transaction: the bucket row through the read cache (b and
+ * out may be NULL). */
+int bkt_get_cached(struct s3meta *m, const char *name, struct bkt *b, struct s3meta_bucket *out);
 
 /* Key checks: 0, KeyTooLongError or InvalidArgument (empty, bad UTF-8). */
 int key_check(const char *key, size_t *len);

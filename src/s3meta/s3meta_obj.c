@@ -5,13 +5,19 @@
 
 #include "core/util.h"
 
-/* What a mutation needs to know about an existing version row. */
+/* What a mutation needs to know about an existing version row (and which
+ * key it belongs to, for the read cache). */
 struct vrow {
 	bool found;
 	int64_t id;
 	bool is_null, latest, dm;
 	int64_t size;
+	int64_t bucket_id;
+	const char *key;
+	size_t klen;
 };
+
+static uint8_t *obj_flatten(const struct s3meta_obj *src, size_t *len);
 
 /* VER_COLS order, see s3meta.c. */
 enum {
@@ -40,6 +46,9 @@ static int vrow_read(struct conn *c, enum st_id id, int64_t bucket_id, const cha
 		return rc == SQLITE_DONE ? 0 : sqlerr(rc);
 	}
 	r->found = true;
+	r->bucket_id = bucket_id;
+	r->key = key;
+	r->klen = klen;
 	r->id = sqlite3_column_int64(st, VC_ID);
 	r->is_null = sqlite3_column_int(st, VC_IS_NULL) != 0;
 	r->latest = sqlite3_column_int(st, VC_LATEST) != 0;
@@ -87,6 +96,7 @@ static int vrow_delete(struct conn *c, const struct vrow *r, struct usage_delta 
 	sqlite3_stmt *st = stmt(c, ST_VER_DEL);
 	if (!st)
 		return -S3META_EINTERNAL;
+	rc_note_object(c, r->bucket_id, r->key, r->klen);
 	sqlite3_bind_int64(st, 1, r->id);
 	if (!r->dm) {
 		d->versions--;
@@ -104,6 +114,7 @@ static int vrow_set_latest(struct conn *c, const struct vrow *r, bool latest, st
 	sqlite3_stmt *st = stmt(c, ST_VER_SET_LATEST);
 	if (!st)
 		return -S3META_EINTERNAL;
+	rc_note_object(c, r->bucket_id, r->key, r->klen);
 	sqlite3_bind_int64(st, 1, r->id);
 	sqlite3_bind_int(st, 2, latest);
 	if (!r->dm) {
@@ -140,6 +151,7 @@ static int vrow_insert(struct s3meta *m, struct conn *c, int64_t bucket_id, cons
 	sqlite3_stmt *st = stmt(c, ST_VER_INS);
 	if (!st)
 		return -S3META_EINTERNAL;
+	rc_note_object(c, bucket_id, key, klen);
 	int64_t id = next_seq(m);
 	const struct s3meta_put *p = vn->p;
 	int64_t size = dm ? 0 : p->size;
@@ -150,7 +162,8 @@ static int vrow_insert(struct s3meta *m, struct conn *c, int64_t bucket_id, cons
 	sqlite3_bind_int(st, 5, 1);
 	sqlite3_bind_int(st, 6, dm);
 	sqlite3_bind_int64(st, 7, size);
-	sqlite3_bind_int64(st, 8, p->mtime_ms ? p->mtime_ms : now_ms());
+	int64_t mtime = p->mtime_ms ? p->mtime_ms : now_ms();
+	sqlite3_bind_int64(st, 8, mtime);
 	bind_str(st, 9, p->etag);
 	bind_str(st, 10, p->owner);
 	bind_str(st, 11, p->content_type);
@@ -173,7 +186,42 @@ static int vrow_insert(struct s3meta *m, struct conn *c, int64_t bucket_id, cons
 		d->version_bytes += size;
 	}
 	*id_out = id;
-	return exec_done(c, st);
+	int rc = exec_done(c, st);
+	if (rc == 0) {
+		/* The row as s3meta_object_get will read it back, for the cache
+		 * to hold once this transaction committed. */
+		struct s3meta_obj o = {
+			.is_latest = true,
+			.delete_marker = dm,
+			.size = size,
+			.mtime_ms = mtime,
+			.parts_count = vn->parts,
+			.etag = p->etag,
+			.owner = p->owner,
+			.content_type = p->content_type,
+			.cache_control = p->cache_control,
+			.content_disposition = p->content_disposition,
+			.content_encoding = p->content_encoding,
+			.content_language = p->content_language,
+			.expires = p->expires,
+			.cksum_algo = p->cksum_algo,
+			.cksum_value = p->cksum_value,
+			.user_meta = p->user_meta_len ? p->user_meta : NULL,
+			.user_meta_len = p->user_meta_len,
+			.locator = vn->locator_len ? vn->locator : NULL,
+			.locator_len = vn->locator_len,
+		};
+		vid_format(o.version_id, id, is_null);
+		uint8_t ck[1 + 8 + S3META_KEY_MAX];
+		size_t cklen = rc_object_key(ck, bucket_id, key, klen);
+		if (cklen) {
+			size_t vlen;
+			uint8_t *v = obj_flatten(&o, &vlen);
+			rc_note_row(c, ck, cklen, v, vlen);
+			free(v);
+		}
+	}
+	return rc;
 }
 
 static int put_check(const struct s3meta_put *p)
@@ -288,6 +336,85 @@ void s3meta_obj_destroy(struct s3meta_obj *o)
 	memset(o, 0, sizeof(*o));
 }
 
+/* The read cache keeps a latest version as one flat copy of struct
+ * s3meta_obj followed by its strings and blobs, the pointers stored as
+ * offsets from the copy's start (0 for NULL). */
+static const size_t obj_str_offs[] = {
+	offsetof(struct s3meta_obj, etag), offsetof(struct s3meta_obj, owner),
+	offsetof(struct s3meta_obj, content_type), offsetof(struct s3meta_obj, cache_control),
+	offsetof(struct s3meta_obj, content_disposition), offsetof(struct s3meta_obj, content_encoding),
+	offsetof(struct s3meta_obj, content_language), offsetof(struct s3meta_obj, expires),
+	offsetof(struct s3meta_obj, cksum_algo), offsetof(struct s3meta_obj, cksum_value),
+};
+#define OBJ_NSTR (sizeof(obj_str_offs) / sizeof(obj_str_offs[0]))
+
+static const char **obj_str_at(struct s3meta_obj *o, size_t i)
+{
+	return (const char **)(void *)((char *)o + obj_str_offs[i]);
+}
+
+static uint8_t *obj_flatten(const struct s3meta_obj *src, size_t *len)
+{
+	struct s3meta_obj o = *src;
+	size_t total = sizeof(o), slen[OBJ_NSTR];
+	for (size_t i = 0; i < OBJ_NSTR; i++) {
+		const char *sp = *obj_str_at(&o, i);
+		slen[i] = sp ? strlen(sp) + 1 : 0;
+		total += slen[i];
+	}
+	total += o.user_meta_len + o.locator_len;
+	uint8_t *buf = xmalloc(total);
+	size_t at = sizeof(o);
+	for (size_t i = 0; i < OBJ_NSTR; i++) {
+		const char **sp = obj_str_at(&o, i);
+		if (*sp) {
+			memcpy(buf + at, *sp, slen[i]);
+			*sp = (const char *)(uintptr_t)at;
+			at += slen[i];
+		}
+	}
+	if (o.user_meta_len) {
+		memcpy(buf + at, o.user_meta, o.user_meta_len);
+		o.user_meta = (const uint8_t *)(uintptr_t)at;
+		at += o.user_meta_len;
+	} else {
+		o.user_meta = NULL;
+	}
+	if (o.locator_len) {
+		memcpy(buf + at, o.locator, o.locator_len);
+		o.locator = (const uint8_t *)(uintptr_t)at;
+		at += o.locator_len;
+	} else {
+		o.locator = NULL;
+	}
+	memset(&o.arena, 0, sizeof(o.arena));
+	memcpy(buf, &o, sizeof(o));
+	*len = total;
+	return buf;
+}
+
+/* rc_copy_fn: unflattens into the caller's s3meta_obj (its arena). */
+static void obj_unflatten(void *arg, const void *val, size_t vlen)
+{
+	struct s3meta_obj *out = arg;
+	if (vlen < sizeof(*out))
+		return;
+	uint8_t *p = arena_alloc(&out->arena, vlen);
+	memcpy(p, val, vlen);
+	struct s3meta_arena a = out->arena;
+	memcpy(out, p, sizeof(*out));
+	out->arena = a;
+	for (size_t i = 0; i < OBJ_NSTR; i++) {
+		const char **sp = obj_str_at(out, i);
+		if (*sp)
+			*sp = (const char *)p + (uintptr_t)*sp;
+	}
+	if (out->user_meta)
+		out->user_meta = p + (uintptr_t)out->user_meta;
+	if (out->locator)
+		out->locator = p + (uintptr_t)out->locator;
+}
+
 int s3meta_object_get(struct s3meta *m, const char *bucket, const char *key, const char *version_id,
 		      struct s3meta_obj *out)
 {
@@ -304,26 +431,38 @@ int s3meta_object_get(struct s3meta *m, const char *bucket, const char *key, con
 			return -S3META_EINVALIDARGUMENT;
 		which = k == 1 ? ST_VER_NULL : ST_VER_BY_ID;
 	}
+	/* The bucket row and then the version row, each read on its own (a
+	 * bucket deleted in between leaves no versions: NoSuchKey). */
+	struct bkt b;
+	if ((rc = bkt_get_cached(m, bucket, &b, NULL)))
+		return rc;
+	uint8_t ck[1 + 8 + S3META_KEY_MAX];
+	size_t cklen = which == ST_VER_LATEST ? rc_object_key(ck, b.id, key, klen) : 0;
+	uint64_t gen = 0;
+	struct vrow r;
+	if (cklen && rc_get(m->cache, ck, cklen, obj_unflatten, out, &gen)) {
+		r.found = true;
+		r.dm = out->delete_marker;
+		goto found;
+	}
 	struct conn *c = conn_get(m);
 	if (!c)
 		return -S3META_EINTERNAL;
-	if ((rc = rbegin(c))) {
-		conn_put(m, c);
+	rc = vrow_read(c, which, b.id, key, klen, seq, &r, NULL, out);
+	conn_put(m, c);
+	if (rc)
 		return rc;
+	if (cklen && r.found) {
+		size_t vlen;
+		uint8_t *v = obj_flatten(out, &vlen);
+		rc_put(m->cache, ck, cklen, v, vlen, gen);
+		free(v);
 	}
-	struct bkt b;
-	struct vrow r;
-	if ((rc = bkt_lookup(c, bucket, &b)))
-		goto out;
-	if ((rc = vrow_read(c, which, b.id, key, klen, seq, &r, NULL, out)))
-		goto out;
+found:
 	if (!r.found)
 		rc = version_id ? -S3META_ENOSUCHVERSION : -S3META_ENOSUCHKEY;
 	else if (r.dm)
 		rc = version_id ? -S3META_EMETHODNOTALLOWED : -S3META_ENOSUCHKEY;
-out:
-	rend(c);
-	conn_put(m, c);
 	return rc;
 }
 

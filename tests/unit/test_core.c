@@ -2,8 +2,11 @@
 #include "core/crc.h"
 #include "core/lathist.h"
 #include "core/rd.h"
+#include "core/util.h"
 #include "core/wbuf.h"
 #include "test.h"
+
+#include <time.h>
 
 TEST(crc32c_known_vector)
 {
@@ -105,4 +108,34 @@ TEST(lathist_quantiles)
 	CHECK_EQ_INT(h.over_1ms, 2);
 	CHECK_EQ_INT(h.over_2ms, 1);
 	CHECK_EQ_INT(lathist_quantile(&h, 0.5), 1510);
+}
+
+/* The arithmetic date formatter agrees with gmtime + strftime. */
+TEST(core_http_date_matches_strftime)
+{
+	static const int64_t fixed[] = { 0, 86399, 86400, 951782400 /* 2000-02-29 */, 951868800,
+					 4107542400 /* 2100-03-01 */, 253402300799 /* 9999-12-31 */ };
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < 20000; i++) {
+		int64_t sec;
+		if (i < (int)SILT_ARRAY_LEN(fixed)) {
+			sec = fixed[i];
+		} else {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			sec = (int64_t)(x % 253402300800ull);
+		}
+		char want[64], got[30];
+		time_t t = (time_t)sec;
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(want, sizeof(want), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		CHECK_EQ_INT(fmt_http_date(sec, got), 29);
+		if (strcmp(want, got) != 0) {
+			fprintf(stderr, "  %" PRId64 ": want %s got %s\n", sec, want, got);
+			CHECK(false);
+			break;
+		}
+	}
 }
