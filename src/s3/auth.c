@@ -742,6 +742,9 @@ struct s3_auth_ctx {
 	s3_secret_fn lookup;
 	void *arg;
 	int64_t max_skew;
+	/* The loop threads share one context: slot reads and the slot a
+	 * miss fills are under mu (a short scan; misses are once a day). */
+	pthread_mutex_t mu;
 	unsigned next_slot;
 	struct key_slot slots[KEY_CACHE_SLOTS];
 };
@@ -752,6 +755,7 @@ struct s3_auth_ctx *s3_auth_ctx_new(s3_secret_fn lookup, void *arg, int64_t max_
 	c->lookup = lookup;
 	c->arg = arg;
 	c->max_skew = max_skew_s > 0 ? max_skew_s : 900;
+	pthread_mutex_init(&c->mu, NULL);
 	return c;
 }
 
@@ -759,6 +763,7 @@ void s3_auth_ctx_free(struct s3_auth_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	pthread_mutex_destroy(&ctx->mu);
 	OPENSSL_cleanse(ctx, sizeof(*ctx));
 	free(ctx);
 }
@@ -769,25 +774,28 @@ static void cached_key(struct s3_auth_ctx *ctx, const char *secret, size_t sl,
 		       const char *date, const char *region, uint8_t key[32])
 {
 	size_t rl = strlen(region);
+	pthread_mutex_lock(&ctx->mu);
 	for (int i = 0; i < KEY_CACHE_SLOTS; i++) {
 		struct key_slot *s = &ctx->slots[i];
 		if (s->used && s->secret_len == sl && memcmp(s->secret, secret, sl) == 0 &&
 		    memcmp(s->date, date, 8) == 0 && strcmp(s->region, region) == 0) {
 			memcpy(key, s->key, 32);
+			pthread_mutex_unlock(&ctx->mu);
 			return;
 		}
 	}
 	s3_auth_signing_key(secret, sl, date, region, rl, key);
-	if (sl > sizeof(ctx->slots[0].secret))
-		return;
-	struct key_slot *s = &ctx->slots[ctx->next_slot++ % KEY_CACHE_SLOTS];
-	s->used = true;
-	memcpy(s->secret, secret, sl);
-	s->secret_len = sl;
-	memcpy(s->date, date, 8);
-	s->date[8] = '\0';
-	memcpy(s->region, region, rl + 1);
-	memcpy(s->key, key, 32);
+	if (sl <= sizeof(ctx->slots[0].secret)) {
+		struct key_slot *s = &ctx->slots[ctx->next_slot++ % KEY_CACHE_SLOTS];
+		s->used = true;
+		memcpy(s->secret, secret, sl);
+		s->secret_len = sl;
+		memcpy(s->date, date, 8);
+		s->date[8] = '\0';
+		memcpy(s->region, region, rl + 1);
+		memcpy(s->key, key, 32);
+	}
+	pthread_mutex_unlock(&ctx->mu);
 }
 
 static enum s3_auth_err fail(struct s3_auth_result *res, enum s3_auth_err e, const char *why)
