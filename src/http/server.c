@@ -115,6 +115,7 @@ struct http_conn {
 	bool write_blocked;
 
 	bool running, rerun, free_posted;
+	size_t run_body_read; /* body bytes read in this conn_run */
 };
 
 static void conn_run(struct http_conn *c);
@@ -869,9 +870,20 @@ static bool step_req(struct http_conn *c)
 				conn_close(c, "peer closed mid-body");
 				return true;
 			}
-			rbuf_for_body(c);
-			if (conn_read(c, c->rcap) != 0)
-				progress = true;
+			/* One buffer's worth per turn, then the loop's other
+			 * connections: uploads on a loop then progress together
+			 * (the S3 service hashes them side by side, once per
+			 * iteration) instead of one draining its whole socket
+			 * buffer while the others wait. Level-triggered epoll
+			 * brings the connection back next iteration. */
+			if (c->run_body_read < HTTP_RBUF_BODY) {
+				rbuf_for_body(c);
+				ssize_t n = conn_read(c, c->rcap);
+				if (n != 0)
+					progress = true;
+				if (n > 0)
+					c->run_body_read += (size_t)n;
+			}
 		}
 	}
 	if (c->io.fd < 0)
@@ -1111,6 +1123,7 @@ static void conn_run(struct http_conn *c)
 		return;
 	}
 	c->running = true;
+	c->run_body_read = 0;
 	do {
 		c->rerun = false;
 		for (;;) {

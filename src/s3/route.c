@@ -20,6 +20,7 @@ struct reading {
 
 struct s3route {
 	struct datanode *dn;
+	uint32_t chunk_bytes;
 	uint16_t node_id;
 	pthread_mutex_t mu;
 	struct reading *tab;
@@ -143,6 +144,7 @@ int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out)
 	struct s3route *rt = xcalloc(1, sizeof(*rt));
 	pthread_mutex_init(&rt->mu, NULL);
 	table_grow(rt);
+	rt->chunk_bytes = o.chunk_bytes;
 	int rc = datanode_open(dir, nstreams, &o, &rt->dn);
 	if (rc != 0) {
 		pthread_mutex_destroy(&rt->mu);
@@ -175,6 +177,11 @@ int s3route_put_begin(struct s3route *rt, unsigned stream, struct s3route_put **
 	}
 	*out = p;
 	return 0;
+}
+
+uint32_t s3route_chunk_bytes(const struct s3route *rt)
+{
+	return rt->chunk_bytes;
 }
 
 int s3route_put_write(struct s3route_put *p, const void *data, size_t len)

@@ -33,6 +33,7 @@
 #include "s3meta/s3meta.h"
 
 struct s3route;
+struct s3_md5q;
 
 struct s3svc_conf {
 	const char *host;
@@ -57,6 +58,10 @@ struct s3svc {
 	struct s3route *route;
 	struct s3_auth_ctx *auth;
 	struct http_server *http;
+	/* Batched MD5 of streamed bodies: one queue per HTTP loop (service.c). */
+	struct s3_md5q *md5q;
+	int nmd5q;
+	uint32_t stage_bytes; /* a body's staging buffer: one data-node chunk */
 };
 
 enum s3op {
