@@ -482,6 +482,28 @@ static void md5q_flush(struct s3_md5q *q)
 	}
 }
 
+/* Makes room at the end of the stage: grows it up to the limit (at once
+ * to the body's size, up to the limit, when that is known), or when the
+ * slack is used up before the idle hook ran, flushes the queue early. */
+static void stage_room(struct s3body *b)
+{
+	if (b->stage_fill < b->stage_cap)
+		return;
+	if (b->stage_cap < b->stage_limit) {
+		size_t want = b->stage_cap * 2;
+		if (b->stage_cap == 0)
+			want = b->declared > 0 ? (size_t)SILT_MIN((uint64_t)b->declared, (uint64_t)b->stage_limit)
+					       : (size_t)64 * 1024;
+		b->stage_cap = SILT_MIN(SILT_MAX(want, b->stage_fill + 1), b->stage_limit);
+		b->stage = xrealloc(b->stage, b->stage_cap);
+		return;
+	}
+	md5q_flush(b->q);
+	stage_settle(b);
+}
+
+/* Stages n bytes at p, which may already be in place at the end of the
+ * stage (read there through body_buf). */
 static int body_stage(struct s3req *r, struct s3body *b, const uint8_t *p, size_t n)
 {
 	/* The rest of the body in one piece with nothing staged (a small
@@ -491,25 +513,14 @@ static int body_stage(struct s3req *r, struct s3body *b, const uint8_t *p, size_
 		return b->on_data(r, p, n);
 	}
 	while (n > 0) {
-		if (b->stage_fill == b->stage_cap) {
-			if (b->stage_cap < b->stage_limit) {
-				/* The whole body (up to the limit) when its length
-				 * is known. */
-				size_t want = b->stage_cap * 2;
-				if (b->stage_cap == 0)
-					want = b->declared > 0 ? (size_t)SILT_MIN((uint64_t)b->declared,
-										  (uint64_t)b->stage_limit)
-							       : (size_t)64 * 1024;
-				b->stage_cap = SILT_MIN(SILT_MAX(want, b->stage_fill + 1), b->stage_limit);
-				b->stage = xrealloc(b->stage, b->stage_cap);
-			} else {
-				/* The slack is used up before the idle hook ran. */
-				md5q_flush(b->q);
-				stage_settle(b);
-			}
+		size_t k;
+		if (b->stage && p == b->stage + b->stage_fill && n <= b->stage_cap - b->stage_fill) {
+			k = n;
+		} else {
+			stage_room(b);
+			k = SILT_MIN(n, b->stage_cap - b->stage_fill);
+			memcpy(b->stage + b->stage_fill, p, k);
 		}
-		size_t k = SILT_MIN(n, b->stage_cap - b->stage_fill);
-		memcpy(b->stage + b->stage_fill, p, k);
 		b->stage_fill += k;
 		p += k;
 		n -= k;
@@ -727,6 +738,19 @@ static bool digest_matches_b64(const char *b64, const uint8_t *digest, size_t dl
 	if (s3_b64_decode(b64, strlen(b64), want, sizeof(want), &wlen) != 0)
 		return false;
 	return wlen == dlen && memcmp(want, digest, dlen) == 0;
+}
+
+/* The HTTP layer's body_buf: a streamed, batched body without aws-chunked
+ * framing is read straight into its stage. */
+static uint8_t *on_body_buf(struct http_req *hr, size_t *cap)
+{
+	struct s3req *r = hr->udata;
+	struct s3body *b = r ? r->body : NULL;
+	if (!b || !b->q || b->chunked || b->failed || r->answered)
+		return NULL;
+	stage_room(b);
+	*cap = b->stage_cap - b->stage_fill;
+	return b->stage + b->stage_fill;
 }
 
 static void on_body_end(struct http_req *hr)
@@ -1103,6 +1127,7 @@ static void format_error(void *udata, const struct http_req *req, int status, co
 static const struct http_handler s3_handler = {
 	.on_head = on_head,
 	.on_body = on_body,
+	.body_buf = on_body_buf,
 	.on_body_end = on_body_end,
 	.on_writable = on_writable,
 	.on_abort = on_abort,
