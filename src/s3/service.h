@@ -7,9 +7,12 @@
  *   the metadata service) -> operation chosen from method + bucket/key +
  *   query subresources -> op's start function. The op answers at once
  *   (s3_respond_xml / s3_error ...) or asks for the body:
- *     s3_body_stream(r, on_data, on_end)  payload bytes as they arrive,
+ *     s3_body_stream(r, on_data, on_end)  payload bytes in order,
  *       aws-chunked framing removed and signatures checked, MD5/SHA-256 and
- *       the requested x-amz-checksum computed on the way; on_end runs once
+ *       the requested x-amz-checksum computed on the way (the bytes are
+ *       staged and reach on_data in data-node chunks, and the MD5 of the
+ *       uploads on one loop is computed in batches: service.c, "batched
+ *       MD5"); on_end runs once
  *       the body is complete and every digest matched what the client
  *       promised (else the pipeline answers BadDigest/IncompleteBody/...
  *       itself and on_end never runs);
