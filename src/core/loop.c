@@ -23,6 +23,7 @@ struct loop {
 	pthread_mutex_t post_mu;
 	struct post_item *post_head, *post_tail;
 	struct loop_io wake_io;
+	struct loop_hook *hooks;
 };
 
 static void heap_swap(struct loop *l, int a, int b)
@@ -112,6 +113,38 @@ static void run_posted(struct loop *l)
 		it->fn(it->arg);
 		free(it);
 		it = next;
+	}
+}
+
+void loop_hook_add(struct loop *l, struct loop_hook *h)
+{
+	if (h->added)
+		return;
+	h->next = l->hooks;
+	l->hooks = h;
+	h->added = true;
+}
+
+void loop_hook_del(struct loop *l, struct loop_hook *h)
+{
+	if (!h->added)
+		return;
+	for (struct loop_hook **pp = &l->hooks; *pp; pp = &(*pp)->next)
+		if (*pp == h) {
+			*pp = h->next;
+			break;
+		}
+	h->added = false;
+	h->next = NULL;
+}
+
+static void run_hooks(struct loop *l)
+{
+	struct loop_hook *h = l->hooks;
+	while (h) {
+		struct loop_hook *next = h->next;
+		h->fn(h);
+		h = next;
 	}
 }
 
@@ -248,5 +281,6 @@ void loop_run(struct loop *l)
 		}
 		if (__atomic_load_n(&l->post_head, __ATOMIC_ACQUIRE))
 			run_posted(l);
+		run_hooks(l);
 	}
 }

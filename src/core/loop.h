@@ -6,7 +6,8 @@
  * exceptions that any thread may call: loop_post() and loop_stop().
  *
  * Timers live in a binary min-heap keyed by monotonic deadline; each loop
- * iteration runs due timers, then I/O callbacks, then posted closures. */
+ * iteration runs due timers, then I/O callbacks, then posted closures, then
+ * the idle hooks (work batched over the iteration), and then waits. */
 #ifndef SILT_LOOP_H
 #define SILT_LOOP_H
 
@@ -40,6 +41,22 @@ struct loop_timer {
 
 typedef void (*loop_post_fn)(void *arg);
 
+/* An idle hook: runs once per loop iteration, after everything the
+ * iteration's events caused and before the loop waits for more. For work
+ * that callbacks queue up during an iteration and that is cheaper done
+ * together (e.g. hashing several uploads' bytes in one multi-lane pass).
+ * The loop owns nothing: the caller embeds it and keeps it alive while
+ * added. */
+struct loop_hook;
+typedef void (*loop_hook_fn)(struct loop_hook *h);
+
+struct loop_hook {
+	loop_hook_fn fn;
+	void *data;
+	struct loop_hook *next; /* private */
+	bool added;             /* private */
+};
+
 struct loop *loop_new(void);
 void loop_free(struct loop *l);
 /* Runs until loop_stop(). */
@@ -53,6 +70,11 @@ void loop_post(struct loop *l, loop_post_fn fn, void *arg);
 int loop_io_add(struct loop *l, struct loop_io *io, int events);
 int loop_io_mod(struct loop *l, struct loop_io *io, int events);
 void loop_io_del(struct loop *l, struct loop_io *io);
+
+/* Loop thread only. Adding an added hook or deleting one that is not is a
+ * no-op. A hook may delete itself (not others) from its fn. */
+void loop_hook_add(struct loop *l, struct loop_hook *h);
+void loop_hook_del(struct loop *l, struct loop_hook *h);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_cb cb, void *data);
 /* (Re)arms t to fire once after ms milliseconds. */

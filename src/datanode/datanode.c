@@ -105,6 +105,10 @@ static int stream_open(struct datanode *dn, uint32_t id)
 	/* Nobody seeks a volume by offset (locations are in SQLite), so
 	 * the sparse index only has to keep clean opens short. */
 	so.index_interval_bytes = 1u << 20;
+	/* A volume takes hundreds of MB/s; without early writeback a whole
+	 * segment is dirty when it rolls, and the loop thread whose append
+	 * rolls it waits in fdatasync for all of it. */
+	so.writeback_bytes = 8u << 20;
 	stream_dir(dn, id, path, sizeof(path));
 	st = xcalloc(1, sizeof(*st));
 	st->id = id;

@@ -115,6 +115,7 @@ struct http_conn {
 	bool write_blocked;
 
 	bool running, rerun, free_posted;
+	size_t run_body_read; /* body bytes read in this conn_run */
 };
 
 static void conn_run(struct http_conn *c);
@@ -708,19 +709,16 @@ static bool rbuf_room(struct http_conn *c, size_t limit)
 	return true;
 }
 
-/* One read into rbuf. Returns bytes read, 0 for "nothing now", -1 when
- * the peer closed its side (c->eof) or the connection was closed. */
-static ssize_t conn_read(struct http_conn *c, size_t limit)
+/* One recv into p. Returns bytes read, 0 for "nothing now", -1 when the
+ * peer closed its side (c->eof) or the connection was closed. */
+static ssize_t conn_recv(struct http_conn *c, void *p, size_t n)
 {
-	if (c->eof || !rbuf_room(c, limit))
-		return 0;
-	ssize_t n = recv(c->io.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
-	if (n > 0) {
-		c->rlen += (size_t)n;
+	ssize_t got = recv(c->io.fd, p, n, 0);
+	if (got > 0) {
 		c->last_io_ms = now_of(c);
-		return n;
+		return got;
 	}
-	if (n == 0) {
+	if (got == 0) {
 		c->eof = true;
 		return -1;
 	}
@@ -728,6 +726,18 @@ static ssize_t conn_read(struct http_conn *c, size_t limit)
 		return 0;
 	conn_close(c, strerror(errno));
 	return -1;
+}
+
+/* One read into rbuf. Returns bytes read, 0 for "nothing now", -1 when
+ * the peer closed its side (c->eof) or the connection was closed. */
+static ssize_t conn_read(struct http_conn *c, size_t limit)
+{
+	if (c->eof || !rbuf_room(c, limit))
+		return 0;
+	ssize_t n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
+	if (n > 0)
+		c->rlen += (size_t)n;
+	return n;
 }
 
 /* ---- writing ----------------------------------------------------------- */
@@ -882,6 +892,31 @@ static void rbuf_for_body(struct http_conn *c)
 	c->rpos = c->rlen = 0;
 }
 
+/* Reads body bytes straight into the handler's buffer (h.body_buf) when
+ * the body is Content-Length framed and nothing is buffered, sparing the
+ * copy out of rbuf. Never reads past the body, so a pipelined next request
+ * stays in the socket. Returns like conn_read, or -2 when the handler
+ * offers no buffer (read into rbuf instead). */
+static ssize_t body_read_direct(struct http_conn *c)
+{
+	struct http_server *s = c->srv;
+	int64_t rem = http_body_remaining(&c->body);
+	if (!s->h.body_buf || c->body.status || rem <= 0 || c->eof)
+		return -2;
+	size_t cap = 0;
+	uint8_t *p = s->h.body_buf(&c->req, &cap);
+	if (!p || cap == 0)
+		return -2;
+	size_t want = (size_t)SILT_MIN((int64_t)SILT_MIN(cap, (size_t)HTTP_RBUF_BODY), rem);
+	ssize_t n = conn_recv(c, p, want);
+	if (n <= 0)
+		return n;
+	http_body_consume(&c->body, (size_t)n);
+	/* The handler takes all of its own buffer (see body_buf). */
+	s->h.on_body(&c->req, p, (size_t)n);
+	return n;
+}
+
 static bool step_req(struct http_conn *c)
 {
 	struct http_server *s = c->srv;
@@ -901,9 +936,23 @@ static bool step_req(struct http_conn *c)
 				conn_close(c, "peer closed mid-body");
 				return true;
 			}
-			rbuf_for_body(c);
-			if (conn_read(c, c->rcap) != 0)
-				progress = true;
+			/* One buffer's worth per turn, then the loop's other
+			 * connections: uploads on a loop then progress together
+			 * (the S3 service hashes them side by side, once per
+			 * iteration) instead of one draining its whole socket
+			 * buffer while the others wait. Level-triggered epoll
+			 * brings the connection back next iteration. */
+			if (c->run_body_read < HTTP_RBUF_BODY) {
+				ssize_t n = body_read_direct(c);
+				if (n == -2) {
+					rbuf_for_body(c);
+					n = conn_read(c, c->rcap);
+				}
+				if (n != 0)
+					progress = true;
+				if (n > 0)
+					c->run_body_read += (size_t)n;
+			}
 		}
 	}
 	if (c->io.fd < 0)
@@ -1146,6 +1195,7 @@ static void conn_run(struct http_conn *c)
 		return;
 	}
 	c->running = true;
+	c->run_body_read = 0;
 	do {
 		c->rerun = false;
 		for (;;) {

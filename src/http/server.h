@@ -21,6 +21,14 @@
  *                       connection's buffer is full (backpressure), and
  *                       delivery resumes after http_body_resume(req). NULL:
  *                       bodies are read and thrown away.
+ *   body_buf(req, &cap) optional, before a read of body bytes when the
+ *                       body has a Content-Length and nothing is buffered:
+ *                       a place of cap bytes to read them into (NULL: the
+ *                       layer's buffer). The layer reads at most cap bytes,
+ *                       never past the body, and then calls on_body with
+ *                       that very pointer; on_body must take all of them.
+ *                       Saves the copy out of the layer's buffer when the
+ *                       handler keeps the bytes anyway.
  *   on_body_end(req)    the body is complete (called right after on_head for
  *                       requests without a body). Not called if the handler
  *                       already answered.
@@ -137,6 +145,7 @@ struct http_req {
 struct http_handler {
 	void (*on_head)(struct http_req *req);
 	size_t (*on_body)(struct http_req *req, const void *p, size_t n);
+	uint8_t *(*body_buf)(struct http_req *req, size_t *cap);
 	void (*on_body_end)(struct http_req *req);
 	void (*on_writable)(struct http_req *req);
 	void (*on_abort)(struct http_req *req);

@@ -31,6 +31,7 @@ struct rshard {
 
 struct s3route {
 	struct datanode *dn;
+	uint32_t chunk_bytes;
 	uint16_t node_id;
 	struct rshard shard[READ_SHARDS];
 };
@@ -172,6 +173,7 @@ int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out)
 		pthread_mutex_init(&rt->shard[i].mu, NULL);
 		table_grow(&rt->shard[i]);
 	}
+	rt->chunk_bytes = o.chunk_bytes;
 	int rc = datanode_open(dir, nstreams, &o, &rt->dn);
 	if (rc != 0) {
 		s3route_close(rt);
@@ -204,6 +206,11 @@ int s3route_put_begin(struct s3route *rt, unsigned stream, struct s3route_put **
 	}
 	*out = p;
 	return 0;
+}
+
+uint32_t s3route_chunk_bytes(const struct s3route *rt)
+{
+	return rt->chunk_bytes;
 }
 
 int s3route_put_write(struct s3route_put *p, const void *data, size_t len)

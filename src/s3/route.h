@@ -35,6 +35,9 @@ int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out);
 void s3route_close(struct s3route *rt);
 
 int s3route_put_begin(struct s3route *rt, unsigned stream, struct s3route_put **out);
+/* The data node's chunk size: writes of exactly this many bytes (when
+ * nothing is buffered) are appended without a copy. */
+uint32_t s3route_chunk_bytes(const struct s3route *rt);
 int s3route_put_write(struct s3route_put *p, const void *data, size_t len);
 /* Commits; loc receives the locator (S3ROUTE_LOC_MAX bytes), *loclen its
  * length. Frees p in every case. */

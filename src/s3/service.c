@@ -3,6 +3,7 @@
 #include "core/platform.h"
 #include "s3/service.h"
 #include "core/log.h"
+#include "core/md5mb.h"
 #include "core/util.h"
 #include "s3/route.h"
 
@@ -336,9 +337,11 @@ bool s3_copy_source(struct s3req *r, struct s3meta_bucket *sb, struct s3meta_obj
 struct s3body {
 	int64_t max;
 	int64_t got;
+	int64_t declared;            /* payload length announced, -1 unknown */
 	bool chunked, chunked_done, failed, want_digests, collect;
 	struct s3_chunked dec;
-	struct s3_cksum md5, sha256, ck;
+	struct md5mb_ctx md5;
+	struct s3_cksum sha256, ck;
 	bool have_md5, have_sha256, have_ck;
 	enum s3_cksum_alg alg;
 	const char *ck_expected;     /* header value (b64), if sent */
@@ -346,7 +349,205 @@ struct s3body {
 	struct wbuf buf;             /* collect mode */
 	s3body_data_fn on_data;
 	s3body_end_fn on_end;
+	/* Batched MD5 (stream mode; see "batched MD5" below). q NULL: the MD5
+	 * is computed as bytes arrive and they go straight to on_data. */
+	struct s3_md5q *q;
+	uint8_t *stage;
+	size_t stage_cap;            /* allocated */
+	size_t stage_chunk;          /* a data-node chunk: what on_data gets */
+	size_t stage_limit;          /* a chunk plus slack */
+	size_t stage_fill;           /* staged bytes */
+	size_t stage_hashed;         /* of which the MD5 has seen this many */
+	size_t stage_passed;         /* of which on_data got this many (0 or a chunk) */
+	struct s3body *q_next, **q_pprev; /* in q while stage_hashed < stage_fill */
 };
+
+/* ---- batched MD5 -----------------------------------------------------------
+ *
+ * MD5 (the ETag) is latency-bound: one stream hashes at ~600 MB/s per core
+ * however wide the CPU, and a stream cannot be split. Several streams can
+ * share the core, though (core/md5mb: up to eight streams in the lanes of
+ * one vector register), so a streamed body's MD5 is deferred and batched
+ * with the other uploads on the same loop thread.
+ *
+ * A body copies its payload into a stage (the copy the data node would
+ * otherwise make into its own chunk buffer) and joins its loop's queue of
+ * bodies with bytes the MD5 has not seen. Once per loop iteration, after
+ * the iteration's reads (the HTTP layer reads at most about one buffer per
+ * connection per iteration, so the uploads progress side by side), a loop
+ * idle hook flushes the queue: every queued body's unhashed bytes go
+ * through md5mb_update_jobs together, pieces of similar size that keep the
+ * lanes busy.
+ *
+ * The data node still gets whole chunks straight from the stage (appended
+ * without a copy there) as soon as one is complete: the stage holds a
+ * chunk plus slack for the bytes that arrive before the next flush, which
+ * then moves those to the front. Only if the slack runs out (a body read
+ * more than the slack in one iteration) is the queue flushed early. At the
+ * end of a body the queue is flushed at once, so the digests are final
+ * before on_end exactly as before: an object becomes visible only after its
+ * MD5 (and Content-MD5) checked out.
+ *
+ * The queue is per loop (bodies of one loop only, so no locking) and owned
+ * by the service rather than the thread: a request can be freed on the
+ * stopping thread after its loop exited. */
+struct s3_md5q {
+	struct loop *loop; /* the loop that claimed this queue */
+	struct loop_hook hook;
+	struct s3body *head;
+};
+
+#define MD5Q_BATCH 64
+
+static void md5q_flush(struct s3_md5q *q);
+
+static void md5q_hook(struct loop_hook *h)
+{
+	struct s3_md5q *q = h->data;
+	if (q->head)
+		md5q_flush(q);
+}
+
+/* This loop's queue, claiming a free one on first use (and hooking it into
+ * the loop); NULL if none is left (then the body hashes as bytes arrive). */
+static struct s3_md5q *md5q_of(struct s3req *r)
+{
+	struct s3svc *s = r->svc;
+	struct loop *l = r->h->loop;
+	for (int i = 0; i < s->nmd5q; i++) {
+		struct s3_md5q *q = &s->md5q[i];
+		struct loop *cur = __atomic_load_n(&q->loop, __ATOMIC_ACQUIRE);
+		if (cur == NULL &&
+		    __atomic_compare_exchange_n(&q->loop, &cur, l, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			q->hook.fn = md5q_hook;
+			q->hook.data = q;
+			loop_hook_add(l, &q->hook);
+			return q;
+		}
+		if (cur == l)
+			return q;
+	}
+	return NULL;
+}
+
+static void md5q_unlink(struct s3body *b)
+{
+	if (!b->q_pprev)
+		return;
+	*b->q_pprev = b->q_next;
+	if (b->q_next)
+		b->q_next->q_pprev = b->q_pprev;
+	b->q_next = NULL;
+	b->q_pprev = NULL;
+}
+
+static void md5q_link(struct s3body *b)
+{
+	if (b->q_pprev)
+		return;
+	b->q_next = b->q->head;
+	if (b->q_next)
+		b->q_next->q_pprev = &b->q_next;
+	b->q->head = b;
+	b->q_pprev = &b->q->head;
+}
+
+/* The MD5 has seen every staged byte: drop the chunk already handed to
+ * the data node, keeping what arrived after it. Not queued bodies only. */
+static void stage_settle(struct s3body *b)
+{
+	b->stage_hashed = b->stage_fill;
+	if (b->stage_passed) {
+		b->stage_fill -= b->stage_passed;
+		memmove(b->stage, b->stage + b->stage_passed, b->stage_fill);
+		b->stage_hashed = b->stage_fill;
+		b->stage_passed = 0;
+	}
+}
+
+/* Hashes every queued body's unhashed staged bytes, lane-parallel. */
+static void md5q_flush(struct s3_md5q *q)
+{
+	struct md5mb_job jobs[MD5Q_BATCH];
+	struct s3body *bs[MD5Q_BATCH];
+	while (q->head) {
+		size_t n = 0;
+		while (q->head && n < MD5Q_BATCH) {
+			struct s3body *b = q->head;
+			md5q_unlink(b);
+			jobs[n] = (struct md5mb_job){ &b->md5, b->stage + b->stage_hashed,
+						      b->stage_fill - b->stage_hashed };
+			bs[n++] = b;
+		}
+		md5mb_update_jobs(jobs, n);
+		for (size_t i = 0; i < n; i++)
+			stage_settle(bs[i]);
+	}
+}
+
+/* Makes room at the end of the stage: grows it up to the limit (at once
+ * to the body's size, up to the limit, when that is known), or when the
+ * slack is used up before the idle hook ran, flushes the queue early. */
+static void stage_room(struct s3body *b)
+{
+	if (b->stage_fill < b->stage_cap)
+		return;
+	if (b->stage_cap < b->stage_limit) {
+		size_t want = b->stage_cap * 2;
+		if (b->stage_cap == 0)
+			want = b->declared > 0 ? (size_t)SILT_MIN((uint64_t)b->declared, (uint64_t)b->stage_limit)
+					       : (size_t)64 * 1024;
+		b->stage_cap = SILT_MIN(SILT_MAX(want, b->stage_fill + 1), b->stage_limit);
+		b->stage = xrealloc(b->stage, b->stage_cap);
+		return;
+	}
+	md5q_flush(b->q);
+	stage_settle(b);
+}
+
+/* Stages n bytes at p, which may already be in place at the end of the
+ * stage (read there through body_buf). */
+static int body_stage(struct s3req *r, struct s3body *b, const uint8_t *p, size_t n)
+{
+	/* The rest of the body in one piece with nothing staged (a small
+	 * body, or the tail after a chunk): nothing to batch it with. */
+	if (b->stage_fill == 0 && b->declared >= 0 && b->got == b->declared) {
+		md5mb_update(&b->md5, p, n);
+		return b->on_data(r, p, n);
+	}
+	while (n > 0) {
+		size_t k;
+		if (b->stage && p == b->stage + b->stage_fill && n <= b->stage_cap - b->stage_fill) {
+			k = n;
+		} else {
+			stage_room(b);
+			k = SILT_MIN(n, b->stage_cap - b->stage_fill);
+			memcpy(b->stage + b->stage_fill, p, k);
+		}
+		b->stage_fill += k;
+		p += k;
+		n -= k;
+		md5q_link(b);
+		if (!b->stage_passed && b->stage_fill >= b->stage_chunk) {
+			b->stage_passed = b->stage_chunk;
+			if (b->on_data(r, b->stage, b->stage_chunk) != 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* End of body: the MD5 sees the last staged bytes (with whatever the other
+ * uploads on this loop have staged) and on_data gets them. */
+static int stage_finish(struct s3req *r, struct s3body *b)
+{
+	if (b->stage_hashed < b->stage_fill)
+		md5q_flush(b->q);
+	stage_settle(b);
+	size_t n = b->stage_fill;
+	b->stage_fill = b->stage_hashed = 0;
+	return n ? b->on_data(r, b->stage, n) : 0;
+}
 
 static void body_free(struct s3body *b)
 {
@@ -354,8 +555,8 @@ static void body_free(struct s3body *b)
 		return;
 	if (b->chunked)
 		s3_chunked_destroy(&b->dec);
-	if (b->have_md5)
-		s3_cksum_destroy(&b->md5);
+	md5q_unlink(b);
+	free(b->stage);
 	if (b->have_sha256)
 		s3_cksum_destroy(&b->sha256);
 	if (b->have_ck)
@@ -419,6 +620,7 @@ static void body_start(struct s3req *r, int64_t max, bool want_digests, bool col
 		b->chunked = true;
 		declared = r->auth.decoded_length;
 	}
+	b->declared = declared;
 	if (declared > max) {
 		s3_error(r, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.");
 		b->failed = true;
@@ -427,8 +629,13 @@ static void body_start(struct s3req *r, int64_t max, bool want_digests, bool col
 	/* Content-MD5 always covers the body: a collected body is checked
 	 * against it too. */
 	if (want_digests || http_header_find(&r->h->h, "Content-MD5", NULL)) {
-		s3_cksum_init(&b->md5, S3_CKSUM_MD5);
+		md5mb_init(&b->md5);
 		b->have_md5 = true;
+		if (!collect && r->svc->stage_bytes > 0) {
+			b->q = md5q_of(r);
+			b->stage_chunk = r->svc->stage_bytes;
+			b->stage_limit = b->stage_chunk + b->stage_chunk / 2;
+		}
 	}
 	if (want_digests) {
 		body_pick_checksum(r, b);
@@ -470,8 +677,8 @@ static int body_deliver(struct s3req *r, struct s3body *b, const uint8_t *p, siz
 		s3_error(r, 400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.");
 		return -1;
 	}
-	if (b->have_md5)
-		s3_cksum_update(&b->md5, p, n);
+	if (b->have_md5 && !b->q)
+		md5mb_update(&b->md5, p, n);
 	if (b->have_sha256)
 		s3_cksum_update(&b->sha256, p, n);
 	if (b->have_ck)
@@ -484,6 +691,8 @@ static int body_deliver(struct s3req *r, struct s3body *b, const uint8_t *p, siz
 		}
 		return 0;
 	}
+	if (b->q)
+		return body_stage(r, b, p, n);
 	return b->on_data(r, p, n);
 }
 
@@ -534,6 +743,19 @@ static bool digest_matches_b64(const char *b64, const uint8_t *digest, size_t dl
 	return wlen == dlen && memcmp(want, digest, dlen) == 0;
 }
 
+/* The HTTP layer's body_buf: a streamed, batched body without aws-chunked
+ * framing is read straight into its stage. */
+static uint8_t *on_body_buf(struct http_req *hr, size_t *cap)
+{
+	struct s3req *r = hr->udata;
+	struct s3body *b = r ? r->body : NULL;
+	if (!b || !b->q || b->chunked || b->failed || r->answered)
+		return NULL;
+	stage_room(b);
+	*cap = b->stage_cap - b->stage_fill;
+	return b->stage + b->stage_fill;
+}
+
 static void on_body_end(struct http_req *hr)
 {
 	struct s3req *r = hr->udata;
@@ -546,6 +768,8 @@ static void on_body_end(struct http_req *hr)
 		s3_error(r, 400, "IncompleteBody", "The request body terminated unexpectedly.");
 		return;
 	}
+	if (b->q && stage_finish(r, b) != 0)
+		return;
 	d.size = b->got;
 	if (b->have_sha256) {
 		uint8_t got[32];
@@ -557,9 +781,7 @@ static void on_body_end(struct http_req *hr)
 		}
 	}
 	if (b->have_md5) {
-		uint8_t md5[S3_CKSUM_MAX_DIGEST];
-		s3_cksum_final(&b->md5, md5);
-		memcpy(d.md5, md5, sizeof(d.md5));
+		md5mb_final(&b->md5, d.md5);
 		char hex[33];
 		s3_hex_encode(d.md5, 16, hex);
 		snprintf(d.etag, sizeof(d.etag), "\"%s\"", hex);
@@ -921,6 +1143,7 @@ static void format_error(void *udata, const struct http_req *req, int status, co
 static const struct http_handler s3_handler = {
 	.on_head = on_head,
 	.on_body = on_body,
+	.body_buf = on_body_buf,
 	.on_body_end = on_body_end,
 	.on_writable = on_writable,
 	.on_abort = on_abort,
@@ -971,6 +1194,9 @@ int s3svc_start(const struct s3svc_conf *conf, struct s3svc **out)
 		goto fail;
 	}
 	g_nstreams = SILT_MAX(conf->nthreads, 1);
+	s->nmd5q = SILT_MAX(conf->nthreads, 1);
+	s->md5q = xcalloc((size_t)s->nmd5q, sizeof(*s->md5q));
+	s->stage_bytes = s3route_chunk_bytes(s->route);
 	s->auth = s3_auth_ctx_new(secret_lookup, s, 0);
 	struct http_server_conf hc;
 	http_server_conf_defaults(&hc);
@@ -1001,6 +1227,7 @@ void s3svc_stop(struct s3svc *s)
 	s3route_close(s->route);
 	if (s->meta)
 		s3meta_close(s->meta);
+	free(s->md5q);
 	free(s);
 }
 

@@ -7,9 +7,12 @@
  *   the metadata service) -> operation chosen from method + bucket/key +
  *   query subresources -> op's start function. The op answers at once
  *   (s3_respond_xml / s3_error ...) or asks for the body:
- *     s3_body_stream(r, on_data, on_end)  payload bytes as they arrive,
+ *     s3_body_stream(r, on_data, on_end)  payload bytes in order,
  *       aws-chunked framing removed and signatures checked, MD5/SHA-256 and
- *       the requested x-amz-checksum computed on the way; on_end runs once
+ *       the requested x-amz-checksum computed on the way (the bytes are
+ *       staged and reach on_data in data-node chunks, and the MD5 of the
+ *       uploads on one loop is computed in batches: service.c, "batched
+ *       MD5"); on_end runs once
  *       the body is complete and every digest matched what the client
  *       promised (else the pipeline answers BadDigest/IncompleteBody/...
  *       itself and on_end never runs);
@@ -33,6 +36,7 @@
 #include "s3meta/s3meta.h"
 
 struct s3route;
+struct s3_md5q;
 
 struct s3svc_conf {
 	const char *host;
@@ -57,6 +61,10 @@ struct s3svc {
 	struct s3route *route;
 	struct s3_auth_ctx *auth;
 	struct http_server *http;
+	/* Batched MD5 of streamed bodies: one queue per HTTP loop (service.c). */
+	struct s3_md5q *md5q;
+	int nmd5q;
+	uint32_t stage_bytes; /* a body's staging buffer: one data-node chunk */
 };
 
 enum s3op {

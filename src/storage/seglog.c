@@ -69,6 +69,10 @@ struct seglog {
 	uint64_t total_bytes;
 	uint64_t epoch; /* bumped by truncate so a racing flush cannot overstate */
 	struct seglog_stats stats;
+	/* writeback_bytes: the active segment (by base) and how far its
+	 * writeback was started. Writers only (wmu). */
+	int64_t wb_base;
+	uint64_t wb_pos;
 };
 
 void seglog_opts_default(struct seglog_opts *o)
@@ -78,6 +82,7 @@ void seglog_opts_default(struct seglog_opts *o)
 	o->index_interval_bytes = 4096;
 	o->flush_messages = 0;
 	o->flush_ms = 0;
+	o->writeback_bytes = 0;
 }
 
 static int64_t file_mtime_ms(int fd)
@@ -638,6 +643,18 @@ int seglog_append(struct seglog *log, const struct iovec *iov, int iovcnt, int64
 			log_error(SUB, "%s: append failed (%s) and the tail could not be cut",
 				  log->dir, silt_strerror(rc));
 		goto out;
+	}
+	if (o.writeback_bytes > 0) {
+		if (log->wb_base != s->base || log->wb_pos > pos) {
+			log->wb_base = s->base;
+			log->wb_pos = 0;
+		}
+		/* Only a hint: an error here changes nothing about what the
+		 * next fsync must do. */
+		if (pos + len - log->wb_pos >= o.writeback_bytes &&
+		    sync_file_range(s->fd, (off_t)log->wb_pos, (off_t)(pos + len - log->wb_pos),
+				    SYNC_FILE_RANGE_WRITE) == 0)
+			log->wb_pos = pos + len;
 	}
 	pthread_mutex_lock(&log->mu);
 	segment_note_append(s, o.index_interval_bytes, end, pos, len, max_timestamp);

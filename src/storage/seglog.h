@@ -58,6 +58,11 @@ struct seglog_opts {
 	uint32_t index_interval_bytes; /* bytes between index entries (4096) */
 	int64_t flush_messages;        /* fsync after this many offsets appended, 0 = never (page cache decides) */
 	int64_t flush_ms;              /* fsync when the oldest unflushed append is older, 0 = never */
+	/* Start writeback (sync_file_range, no wait) of the active segment
+	 * every this many appended bytes, 0 = never. Keeps dirty pages from
+	 * piling up until the roll's fsync, which the appending thread then
+	 * waits out whole (~1 s for a 1 GiB segment). */
+	uint64_t writeback_bytes;
 };
 
 void seglog_opts_default(struct seglog_opts *o);

@@ -1,6 +1,7 @@
 #include "core/platform.h"
 #include "core/crc.h"
 #include "core/lathist.h"
+#include "core/loop.h"
 #include "core/rd.h"
 #include "core/util.h"
 #include "core/wbuf.h"
@@ -138,4 +139,64 @@ TEST(core_http_date_matches_strftime)
 			break;
 		}
 	}
+}
+
+/* Idle hooks run once per iteration, after the iteration's timers and
+ * posted closures, and may delete themselves. */
+struct hook_t {
+	struct loop *l;
+	struct loop_timer t;
+	struct loop_hook h, other;
+	int timer_runs, hook_runs, other_runs;
+	bool work_pending, saw_work;
+};
+
+static void hook_timer_cb(struct loop_timer *t)
+{
+	struct hook_t *x = t->data;
+	x->timer_runs++;
+	x->work_pending = true;
+	loop_timer_start(x->l, &x->t, 1);
+}
+
+static void hook_fn(struct loop_hook *h)
+{
+	struct hook_t *x = h->data;
+	x->hook_runs++;
+	if (x->work_pending)
+		x->saw_work = true;
+	x->work_pending = false;
+	if (x->hook_runs == 5) {
+		loop_hook_del(x->l, h);
+		loop_stop(x->l);
+	}
+}
+
+static void other_fn(struct loop_hook *h)
+{
+	struct hook_t *x = h->data;
+	x->other_runs++;
+}
+
+TEST(loop_idle_hooks)
+{
+	struct hook_t x;
+	memset(&x, 0, sizeof(x));
+	x.l = loop_new();
+	loop_timer_init(&x.t, hook_timer_cb, &x);
+	x.h = (struct loop_hook){ .fn = hook_fn, .data = &x };
+	x.other = (struct loop_hook){ .fn = other_fn, .data = &x };
+	loop_hook_add(x.l, &x.h);
+	loop_hook_add(x.l, &x.h); /* no-op */
+	loop_hook_add(x.l, &x.other);
+	loop_hook_del(x.l, &x.other);
+	loop_hook_del(x.l, &x.other); /* no-op */
+	loop_timer_start(x.l, &x.t, 0);
+	loop_run(x.l);
+	CHECK_EQ_INT(x.hook_runs, 5);
+	CHECK_EQ_INT(x.other_runs, 0);
+	CHECK(x.saw_work);
+	CHECK(!x.h.added);
+	loop_timer_stop(x.l, &x.t);
+	loop_free(x.l);
 }

@@ -25,9 +25,13 @@ struct app_req {
 	int64_t stream_left;
 	bool async_busy; /* a thread holds the request */
 	struct wbuf echo;
+	uint8_t *dbuf;   /* K_DIRECT: the buffer body_buf hands out */
+	int64_t direct;  /* K_DIRECT: bytes that arrived in it */
 };
 
-enum { K_ECHO, K_COUNT, K_DENY, K_FILE, K_STREAM, K_ASYNC, K_TRICKLE };
+enum { K_ECHO, K_COUNT, K_DENY, K_FILE, K_STREAM, K_ASYNC, K_TRICKLE, K_DIRECT };
+
+#define DIRECT_BUF 7001
 
 static struct {
 	int file_fd;
@@ -138,6 +142,9 @@ static void app_on_head(struct http_req *req)
 		st->kind = K_COUNT;
 	} else if (path_is(req, "/trickle")) {
 		st->kind = K_TRICKLE;
+	} else if (path_is(req, "/direct")) {
+		st->kind = K_DIRECT;
+		st->dbuf = http_req_alloc(req, DIRECT_BUF);
 	} else {
 		st->kind = K_ECHO;
 	}
@@ -157,15 +164,33 @@ static size_t app_on_body(struct http_req *req, const void *p, size_t n)
 		return 1000;
 	}
 	st->count += (int64_t)n;
-	if (st->kind == K_ECHO || st->kind == K_ASYNC)
+	if (st->kind == K_DIRECT && p == st->dbuf) {
+		CHECK(n <= DIRECT_BUF);
+		st->direct += (int64_t)n;
+	}
+	if (st->kind == K_ECHO || st->kind == K_ASYNC || st->kind == K_DIRECT)
 		wbuf_put(&st->echo, p, n);
 	return n;
+}
+
+static uint8_t *app_body_buf(struct http_req *req, size_t *cap)
+{
+	struct app_req *st = req->udata;
+	if (st->kind != K_DIRECT)
+		return NULL;
+	*cap = DIRECT_BUF;
+	return st->dbuf;
 }
 
 static void app_on_body_end(struct http_req *req)
 {
 	struct app_req *st = req->udata;
-	if (st->kind == K_ECHO || st->kind == K_ASYNC) {
+	if (st->kind == K_DIRECT) {
+		char b[32];
+		snprintf(b, sizeof(b), "%" PRId64, st->direct);
+		http_resp_header(req, "X-Direct", b);
+	}
+	if (st->kind == K_ECHO || st->kind == K_ASYNC || st->kind == K_DIRECT) {
 		http_respond(req, 200, st->echo.p, st->echo.len);
 	} else {
 		char b[64];
@@ -212,6 +237,7 @@ static void app_format_error(void *udata, const struct http_req *req, int status
 static const struct http_handler g_handler = {
 	.on_head = app_on_head,
 	.on_body = app_on_body,
+	.body_buf = app_body_buf,
 	.on_body_end = app_on_body_end,
 	.on_writable = app_on_writable,
 	.on_abort = app_on_abort,
@@ -585,6 +611,63 @@ TEST(http_server_chunked_upload)
 	CHECK_EQ_INT(g_app.aborts, 1);
 	CHECK_EQ_INT(g_app.done_ok, 1);
 	CHECK_EQ_INT(g_app.done_fail, 1);
+}
+
+/* body_buf: a Content-Length body is read straight into the handler's
+ * buffer (never past the body: the pipelined request after it must stay
+ * intact), a chunked one through the layer's buffer. */
+TEST(http_server_body_buf_direct)
+{
+	struct http_server *s = start_server(NULL);
+	REQUIRE(s);
+	struct cli *c = cli_open(http_server_port(s));
+	REQUIRE(c);
+	const size_t n = 300001;
+	uint8_t *body = xmalloc(n);
+	for (size_t i = 0; i < n; i++)
+		body[i] = pattern_byte(i);
+	char head[128];
+	snprintf(head, sizeof(head), "PUT /direct HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n", n);
+	CHECK(cli_sends(c, head));
+	/* Pieces with pauses, so the server reads with an empty buffer. */
+	for (size_t off = 0; off < n;) {
+		size_t k = SILT_MIN(n - off, (size_t)40000);
+		CHECK(cli_send(c, body + off, k));
+		off += k;
+		if (off < n) {
+			struct timespec ts = { 0, 2 * 1000 * 1000 };
+			nanosleep(&ts, NULL);
+		} else {
+			CHECK(cli_sends(c, "PUT /direct HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nxyz"
+					   "GET /after HTTP/1.1\r\nHost: t\r\n\r\n"));
+		}
+	}
+	struct resp r;
+	REQUIRE(cli_response(c, &r, false) == 0);
+	CHECK_EQ_INT(r.status, 200);
+	CHECK(r.body_len == n && memcmp(r.body, body, n) == 0);
+	const char *d = find_hdr(r.head, "x-direct");
+	CHECK(d && atoll(d) > 0);
+	resp_free(&r);
+	REQUIRE(cli_response(c, &r, false) == 0);
+	CHECK_EQ_INT(r.status, 200);
+	CHECK(body_is(&r, "xyz"));
+	resp_free(&r);
+	REQUIRE(cli_response(c, &r, false) == 0);
+	CHECK_EQ_INT(r.status, 200);
+	CHECK(strstr(r.head, "X-Request-Path: /after\r\n"));
+	resp_free(&r);
+	CHECK(cli_sends(c, "PUT /direct HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+			   "5\r\nhello\r\n0\r\n\r\n"));
+	REQUIRE(cli_response(c, &r, false) == 0);
+	CHECK_EQ_INT(r.status, 200);
+	CHECK(body_is(&r, "hello"));
+	d = find_hdr(r.head, "x-direct");
+	CHECK(d && atoll(d) == 0);
+	resp_free(&r);
+	free(body);
+	cli_close(c);
+	http_server_stop(s);
 }
 
 static long rss_kib(void)
