@@ -449,6 +449,7 @@ struct datanode_put {
 	size_t caplocs;
 	int64_t time_ms;
 	int err;
+	bool sealed;
 	struct dn_inflight fl;
 };
 
@@ -502,6 +503,8 @@ int datanode_put_write(struct datanode_put *w, const void *data, size_t len)
 
 	if (w->err)
 		return w->err;
+	if (w->sealed)
+		return w->err = -SILT_EINVAL;
 	if (len > w->dn->opts.max_object_bytes - w->size)
 		return w->err = -SILT_ETOOBIG;
 	w->size += len;
@@ -546,45 +549,108 @@ static void put_free(struct datanode_put *w)
 	free(w);
 }
 
-int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info)
+int datanode_put_seal(struct datanode_put *w)
 {
-	struct datanode *dn = w->dn;
-	struct dnconn *c = NULL;
 	int rc = w->err;
-
-	if (rc == 0 && w->fill > 0) {
+	if (rc == 0 && !w->sealed && w->fill > 0) {
 		rc = put_chunk(w, w->buf, (uint32_t)w->fill);
 		w->fill = 0;
 	}
-	if (rc == 0 && dn->opts.sync_commit && w->nchunks > 0)
-		rc = seglog_flush(w->st->log, NULL);
-	if (rc)
-		goto out;
+	w->sealed = true;
+	/* The buffer is not needed any more; a sealed put may wait a while
+	 * for its group's commit. */
+	free(w->buf);
+	w->buf = NULL;
+	w->cap = 0;
+	return rc;
+}
 
-	struct dnmeta_obj o = { w->size, w->chunk_bytes, w->nchunks, now_ms() };
-	c = dnmeta_conn_get(dn->meta);
-	if ((rc = dnmeta_begin(c, false)) != 0)
-		goto out;
+/* Records one sealed put in the open transaction, in its own savepoint. */
+static int put_record(struct dnconn *c, struct datanode_put *w, int64_t ctime_ms)
+{
+	struct dnmeta_obj o = { w->size, w->chunk_bytes, w->nchunks, ctime_ms };
+	int rc = dnmeta_savepoint(c);
+	if (rc)
+		return rc;
 	rc = dnmeta_obj_insert(c, &w->oid, &o, w->nchunks ? &w->locs[0] : NULL);
 	for (uint32_t i = 1; rc == 0 && i < w->nchunks; i++)
 		rc = dnmeta_chunk_insert(c, &w->oid, i, &w->locs[i]);
-	if (rc)
-		dnmeta_rollback(c);
-	else
-		rc = dnmeta_commit(c);
-	if (rc == 0) {
-		if (oid)
-			*oid = w->oid;
-		if (info)
-			*info = (struct datanode_obj_info){ o.size, o.chunk_bytes, o.nchunks, o.ctime_ms };
+	return dnmeta_release(c, rc);
+}
+
+void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w, size_t n,
+			      struct datanode_put_result *res)
+{
+	struct dnconn *c = NULL;
+	int64_t ctime = now_ms();
+	int rc = 0;
+	size_t live = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		res[i] = (struct datanode_put_result){ .rc = datanode_put_seal(w[i]), .oid = w[i]->oid };
+		live += res[i].rc == 0;
 	}
+	if (live == 0)
+		goto out;
+	/* With sync_commit the chunks reach the disk before the rows that
+	 * point at them: one fdatasync per volume for the whole group. */
+	if (dn->opts.sync_commit) {
+		for (size_t i = 0; i < n; i++) {
+			if (res[i].rc || w[i]->nchunks == 0)
+				continue;
+			bool seen = false;
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = res[j].rc == 0 && w[j]->nchunks > 0 && w[j]->st == w[i]->st;
+			if (!seen && (rc = seglog_flush(w[i]->st->log, NULL)) != 0)
+				goto fail_all;
+		}
+	}
+	c = dnmeta_conn_get(dn->meta);
+	if ((rc = dnmeta_begin(c, false)) != 0)
+		goto fail_all;
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].rc)
+			continue;
+		res[i].rc = put_record(c, w[i], ctime);
+		if (!dnmeta_in_txn(c)) {
+			/* SQLite dropped the whole transaction: nothing of the
+			 * group is recorded. */
+			rc = res[i].rc ? res[i].rc : -EIO;
+			dnmeta_rollback(c);
+			goto fail_all;
+		}
+	}
+	if ((rc = dnmeta_commit(c)) != 0)
+		goto fail_all;
+	for (size_t i = 0; i < n; i++)
+		if (res[i].rc == 0)
+			res[i].info = (struct datanode_obj_info){ w[i]->size, w[i]->chunk_bytes,
+								   w[i]->nchunks, ctime };
+	goto out;
+fail_all:
+	for (size_t i = 0; i < n; i++)
+		if (res[i].rc == 0)
+			res[i].rc = rc;
 out:
 	if (c)
 		dnmeta_conn_put(c);
 	/* Only now may GC collect the segments these chunks sit in: the rows
 	 * that keep them live are committed (or the chunks are garbage). */
-	put_free(w);
-	return rc;
+	for (size_t i = 0; i < n; i++)
+		put_free(w[i]);
+}
+
+int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info)
+{
+	struct datanode_put_result res;
+	datanode_put_commit_many(w->dn, &w, 1, &res);
+	if (res.rc == 0) {
+		if (oid)
+			*oid = res.oid;
+		if (info)
+			*info = res.info;
+	}
+	return res.rc;
 }
 
 void datanode_put_abort(struct datanode_put *w)
@@ -813,17 +879,38 @@ int datanode_read(struct datanode *dn, const struct dn_oid *oid, uint64_t off, v
 
 int datanode_delete(struct datanode *dn, const struct dn_oid *oid)
 {
+	int rc;
+	int ret = datanode_delete_many(dn, oid, 1, &rc);
+	return ret ? ret : rc;
+}
+
+int datanode_delete_many(struct datanode *dn, const struct dn_oid *oids, size_t n, int *rcs)
+{
 	struct dnconn *c = dnmeta_conn_get(dn->meta);
 	int rc = dnmeta_begin(c, false);
 	if (rc == 0) {
-		rc = dnmeta_obj_delete(c, oid);
-		if (rc)
-			dnmeta_rollback(c);
-		else
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if ((rc = dnmeta_savepoint(c)) != 0)
+				break;
+			rcs[i] = dnmeta_release(c, dnmeta_obj_delete(c, &oids[i]));
+			if (!dnmeta_in_txn(c))
+				rc = rcs[i] ? rcs[i] : -EIO;
+		}
+		if (rc == 0)
 			rc = dnmeta_commit(c);
+		else
+			dnmeta_rollback(c);
 	}
 	dnmeta_conn_put(c);
+	if (rc)
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = rc;
 	return rc;
+}
+
+int datanode_checkpoint(struct datanode *dn)
+{
+	return dnmeta_checkpoint(dn->meta);
 }
 
 int datanode_space(struct datanode *dn, uint64_t *used, uint64_t *reclaimable)

@@ -127,8 +127,30 @@ int datanode_put_begin(struct datanode *dn, unsigned stream, const struct dn_oid
  * error the put can only be aborted. */
 int datanode_put_write(struct datanode_put *w, const void *data, size_t len);
 /* Appends the last chunk and records the object; frees w in every case.
- * oid and info may be NULL. */
+ * oid and info may be NULL. (datanode_put_commit_many of one put.) */
 int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info);
+
+/* Appends the put's last chunk (its buffer is then freed) without
+ * recording the object: the put now only waits for
+ * datanode_put_commit_many or datanode_put_abort, and further writes fail.
+ * Returns the put's error, if any (the commit then reports it again). */
+int datanode_put_seal(struct datanode_put *w);
+
+struct datanode_put_result {
+	int rc; /* 0: recorded */
+	struct dn_oid oid;
+	struct datanode_obj_info info;
+};
+
+/* Group commit: seals every put (if not yet) and records all of them in
+ * ONE SQLite transaction, each in its own savepoint, so an insert that
+ * fails (an id already taken) fails only its own put. An error of the
+ * transaction itself (commit, I/O, disk full) fails every put of the
+ * group. With sync_commit every volume written to is fdatasynced once for
+ * the group. res[i] is put i's result. Frees every w[i]. The puts may
+ * come from any streams and threads; the caller must own them all now. */
+void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w, size_t n,
+			      struct datanode_put_result *res);
 /* Drops the put; chunks already appended become garbage. Frees w. */
 void datanode_put_abort(struct datanode_put *w);
 /* Bytes of data buffer the put holds now (tests: never above chunk_bytes). */
@@ -180,6 +202,16 @@ int datanode_read(struct datanode *dn, const struct dn_oid *oid, uint64_t off, v
 /* Removes the object's locations (its bytes become garbage). -SILT_ENOENT
  * if there is no such object. */
 int datanode_delete(struct datanode *dn, const struct dn_oid *oid);
+/* The same for n objects in one SQLite transaction: rcs[i] per object
+ * (0 or -SILT_ENOENT); a failure of the transaction itself is returned and
+ * copied to every rcs[i] (then nothing was deleted). */
+int datanode_delete_many(struct datanode *dn, const struct dn_oid *oids, size_t n, int *rcs);
+
+/* Copies the SQLite WAL into the database (PASSIVE). SQLite's automatic
+ * checkpoint, which would run inside a commit and stall it for its
+ * fsyncs, is only a backstop at 64 MiB of WAL: a server calls this from a
+ * background thread every few hundred milliseconds. Any thread. */
+int datanode_checkpoint(struct datanode *dn);
 
 /* ---- space and GC ---- */
 

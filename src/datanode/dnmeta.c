@@ -12,6 +12,8 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define HDR STR(DNCHUNK_HDR)
+/* The automatic checkpoint's threshold (pages): a backstop only, see conn_new. */
+#define DNMETA_AUTOCKPT_PAGES 16384
 
 /* Chunk header size is spelled into the triggers; keep them in step. */
 _Static_assert(DNCHUNK_HDR == 56, "update the trigger SQL");
@@ -54,6 +56,9 @@ enum {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_OBJ_INS,
 	S_OBJ_GET,
 	S_OBJ_DEL,
@@ -81,6 +86,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT one",
+	[S_RELEASE] = "RELEASE one",
+	[S_ROLLBACK_TO] = "ROLLBACK TO one",
 	[S_OBJ_INS] = "INSERT INTO objects(oid, size, chunk_bytes, nchunks, ctime, " LOC_COLS ")"
 		      " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 	[S_OBJ_GET] = "SELECT size, chunk_bytes, nchunks, ctime, " LOC_COLS
@@ -177,6 +185,13 @@ static int conn_new(struct dnmeta *m, struct dnconn **out)
 	}
 	sqlite3_busy_timeout(c->db, 10000);
 	if ((rc = exec(c->db, m->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")))
+		goto fail;
+	/* Checkpoints belong to dnmeta_checkpoint, called from a background
+	 * thread: SQLite's automatic one would run inside whichever commit
+	 * crosses the threshold and stall it for the checkpoint's fsyncs. The
+	 * automatic checkpoint stays only as a backstop far above what the
+	 * background thread lets the WAL grow to. */
+	if ((rc = exec(c->db, "PRAGMA wal_autocheckpoint=" STR(DNMETA_AUTOCKPT_PAGES))))
 		goto fail;
 	for (int i = 0; i < S_COUNT; i++) {
 		int r = sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
@@ -368,6 +383,42 @@ void dnmeta_rollback(struct dnconn *c)
 	if (sqlite3_get_autocommit(c->db) == 0)
 		run(c, stmt(c, S_ROLLBACK), "rollback");
 	end_txn(c);
+}
+
+int dnmeta_savepoint(struct dnconn *c)
+{
+	if (sqlite3_get_autocommit(c->db))
+		return -EIO; /* the transaction is gone (SQLite rolled it back) */
+	return run(c, stmt(c, S_SAVEPOINT), "savepoint");
+}
+
+int dnmeta_release(struct dnconn *c, int rc)
+{
+	if (rc == 0)
+		rc = run(c, stmt(c, S_RELEASE), "release");
+	if (rc && !sqlite3_get_autocommit(c->db)) {
+		/* ROLLBACK TO keeps the savepoint open: release it too. */
+		run(c, stmt(c, S_ROLLBACK_TO), "rollback to savepoint");
+		run(c, stmt(c, S_RELEASE), "release");
+	}
+	return rc;
+}
+
+bool dnmeta_in_txn(struct dnconn *c)
+{
+	return !sqlite3_get_autocommit(c->db);
+}
+
+int dnmeta_checkpoint(struct dnmeta *m)
+{
+	struct dnconn *c = dnmeta_conn_get(m);
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	int ret = 0;
+	/* BUSY: another checkpoint is running, which is as good. */
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		ret = db_err(c->db, rc, "checkpoint");
+	dnmeta_conn_put(c);
+	return ret;
 }
 
 /* ---- rows ------------------------------------------------------------------- */

@@ -87,6 +87,23 @@ int dnmeta_begin(struct dnconn *c, bool durable);
 int dnmeta_commit(struct dnconn *c);
 void dnmeta_rollback(struct dnconn *c);
 
+/* Inside a write transaction, one unit of several that commit together
+ * (group commit): dnmeta_savepoint opens it; dnmeta_release(c, rc) keeps
+ * its changes when rc == 0, else undoes them (and only them), and returns
+ * rc or the release's own error. Savepoints do not nest here. Should
+ * SQLite have rolled the whole transaction back after an error (disk full,
+ * I/O error), dnmeta_in_txn turns false and every unit of it is lost:
+ * dnmeta_savepoint then fails and the caller must fail the whole group. */
+int dnmeta_savepoint(struct dnconn *c);
+int dnmeta_release(struct dnconn *c, int rc);
+bool dnmeta_in_txn(struct dnconn *c);
+
+/* Copies the WAL into the database file (PASSIVE: never waits for
+ * readers or writers). The automatic checkpoint only runs as a backstop
+ * when the WAL reaches 64 MiB, so a long-running process calls this from a
+ * background thread every few hundred milliseconds. Any thread. */
+int dnmeta_checkpoint(struct dnmeta *m);
+
 /* In a write transaction. loc0 is chunk 0 (NULL for a 0-byte object).
  * -SILT_EEXIST if the id is taken. */
 int dnmeta_obj_insert(struct dnconn *c, const struct dn_oid *oid, const struct dnmeta_obj *o,

@@ -70,6 +70,9 @@ static const char *const st_sql[ST__COUNT] = {
 	[ST_BEGIN_IMM] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_SAVEPOINT] = "SAVEPOINT one",
+	[ST_RELEASE] = "RELEASE one",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO one",
 	[ST_USER_INS] = "INSERT INTO users VALUES(?1, ?2, ?3, ?4)",
 	[ST_USER_UPD] = "UPDATE users SET secret = ?2, display_name = ?3 WHERE access_key = ?1",
 	[ST_USER_DEL] = "DELETE FROM users WHERE access_key = ?1",
@@ -222,9 +225,14 @@ static struct conn *conn_open(struct s3meta *m)
 	 * writers inside this process never wait on each other here (wmu). */
 	sqlite3_busy_timeout(c->db, 5000);
 	char *msg = NULL;
+	/* wal_autocheckpoint: checkpoints are s3meta_checkpoint's, from a
+	 * background thread; SQLite's automatic one would run inside the
+	 * commit that crosses its threshold and stall it for the fsyncs, so
+	 * it stays only as a backstop at 64 MiB of WAL. */
 	rc = sqlite3_exec(c->db,
 			  "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768;"
-			  " PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;",
+			  " PRAGMA mmap_size = 268435456; PRAGMA temp_store = MEMORY;"
+			  " PRAGMA wal_autocheckpoint = 16384;",
 			  NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
 		log_error("s3meta", "pragmas: %s", msg ? msg : "?");
@@ -244,8 +252,24 @@ static void conn_close(struct conn *c)
 	free(c);
 }
 
+/* The group commit this thread has open (s3meta_batch_begin): every call on
+ * `m` from this thread then uses its connection, and write transactions
+ * become savepoints in its transaction. */
+static _Thread_local struct {
+	struct s3meta *m;
+	struct conn *c;
+	bool broken; /* SQLite rolled the transaction back: the group is lost */
+} tl_batch;
+
+static bool in_batch(const struct conn *c)
+{
+	return c && c == tl_batch.c;
+}
+
 struct conn *conn_get(struct s3meta *m)
 {
+	if (tl_batch.m == m)
+		return tl_batch.c;
 	pthread_mutex_lock(&m->pool_mu);
 	for (;;) {
 		struct conn *c = m->idle;
@@ -273,7 +297,7 @@ struct conn *conn_get(struct s3meta *m)
 
 void conn_put(struct s3meta *m, struct conn *c)
 {
-	if (!c)
+	if (!c || in_batch(c))
 		return;
 	pthread_mutex_lock(&m->pool_mu);
 	c->next = m->idle;
@@ -321,6 +345,13 @@ int exec_done(struct conn *c, sqlite3_stmt *st)
 
 int wbegin(struct s3meta *m, struct conn *c)
 {
+	if (in_batch(c)) {
+		/* A call inside a group commit: its own savepoint, so that
+		 * its failure undoes only its own changes. */
+		if (tl_batch.broken || sqlite3_get_autocommit(c->db))
+			return -S3META_EINTERNAL;
+		return exec_done(c, stmt(c, ST_SAVEPOINT));
+	}
 	pthread_mutex_lock(&m->wmu);
 	int rc = exec_done(c, stmt(c, ST_BEGIN_IMM));
 	if (rc)
@@ -330,6 +361,21 @@ int wbegin(struct s3meta *m, struct conn *c)
 
 int wend(struct s3meta *m, struct conn *c, int rc)
 {
+	if (in_batch(c)) {
+		if (rc == 0)
+			rc = exec_done(c, stmt(c, ST_RELEASE));
+		if (rc && !sqlite3_get_autocommit(c->db)) {
+			/* ROLLBACK TO leaves the savepoint open: release it. */
+			(void)exec_done(c, stmt(c, ST_ROLLBACK_TO));
+			(void)exec_done(c, stmt(c, ST_RELEASE));
+		}
+		if (sqlite3_get_autocommit(c->db)) {
+			tl_batch.broken = true;
+			if (rc == 0)
+				rc = -S3META_EINTERNAL;
+		}
+		return rc;
+	}
 	if (rc == 0) {
 		rc = exec_done(c, stmt(c, ST_COMMIT));
 		if (rc)
@@ -343,12 +389,46 @@ int wend(struct s3meta *m, struct conn *c, int rc)
 
 int rbegin(struct conn *c)
 {
-	return exec_done(c, stmt(c, ST_BEGIN));
+	/* Inside a group commit a read sees the group's own changes. */
+	return in_batch(c) ? 0 : exec_done(c, stmt(c, ST_BEGIN));
 }
 
 void rend(struct conn *c)
 {
-	(void)exec_done(c, stmt(c, ST_COMMIT));
+	if (!in_batch(c))
+		(void)exec_done(c, stmt(c, ST_COMMIT));
+}
+
+int s3meta_batch_begin(struct s3meta *m)
+{
+	if (tl_batch.m)
+		return -S3META_EINTERNAL; /* one group at a time per thread */
+	struct conn *c = conn_get(m);
+	if (!c)
+		return -S3META_EINTERNAL;
+	int rc = wbegin(m, c);
+	if (rc) {
+		conn_put(m, c);
+		return rc;
+	}
+	tl_batch.m = m;
+	tl_batch.c = c;
+	tl_batch.broken = false;
+	return 0;
+}
+
+int s3meta_batch_end(struct s3meta *m)
+{
+	if (tl_batch.m != m)
+		return -S3META_EINTERNAL;
+	struct conn *c = tl_batch.c;
+	int rc = tl_batch.broken || sqlite3_get_autocommit(c->db) ? -S3META_EINTERNAL : 0;
+	tl_batch.m = NULL;
+	tl_batch.c = NULL;
+	tl_batch.broken = false;
+	rc = wend(m, c, rc);
+	conn_put(m, c);
+	return rc;
 }
 
 int64_t next_seq(struct s3meta *m)

@@ -32,7 +32,7 @@
  * serialised by one in-process mutex around short IMMEDIATE transactions.
  * Calls block on SQLite page reads and WAL appends (journal_mode=WAL,
  * synchronous=NORMAL: a commit survives a process crash, the last commits may
- * be lost on power failure) and, rarely, on an automatic WAL checkpoint.
+ * be lost on power failure); checkpoints are s3meta_checkpoint's.
  * Secret lookups (s3meta_user_secret) never touch SQLite: users live in an
  * in-memory table loaded at open and updated by the user calls.
  *
@@ -108,10 +108,30 @@ struct s3meta_config {
 int s3meta_open(const struct s3meta_config *cfg, struct s3meta **out);
 /* Closes every pooled connection. No call may be in progress. */
 void s3meta_close(struct s3meta *m);
-/* Copies the WAL back into the database (PASSIVE: never waits for readers)
- * so that writers on the loops rarely hit SQLite's automatic checkpoint
- * and its fsyncs. For the housekeeping thread, every second or so. */
+/* Copies the WAL back into the database (PASSIVE: never waits for readers
+ * or writers). SQLite's automatic checkpoint, which would run inside a
+ * writer's commit and stall it for the checkpoint's fsyncs, only acts as a
+ * backstop at 64 MiB of WAL: a long-running process calls this from a
+ * background thread every few hundred milliseconds. */
 int s3meta_checkpoint(struct s3meta *m);
+
+/* ---- group commit ------------------------------------------------------ *
+ *
+ * Between s3meta_batch_begin(m) and s3meta_batch_end(m), every call on m
+ * that the calling thread makes runs inside ONE write transaction (on one
+ * connection, holding the write mutex throughout): each write call in its
+ * own savepoint, so a call that fails undoes only its own changes and
+ * returns its error as usual, while the others stand. Reads on this thread
+ * see the group's changes. Nothing is committed, visible to other threads
+ * or durable before s3meta_batch_end returns 0; if it fails, every call of
+ * the group is undone: the caller must then treat every result as void --
+ * above all it must NOT free the locators the calls put on `freed` lists
+ * (their versions still exist). A cache that a write call invalidates must
+ * be invalidated (again) after s3meta_batch_end, since other threads can
+ * read the old rows until then. One group per thread at a time; other
+ * threads' writes wait for the group to end, so keep groups short. */
+int s3meta_batch_begin(struct s3meta *m);
+int s3meta_batch_end(struct s3meta *m);
 
 /* ---- data locators to free ------------------------------------------- */
 

@@ -1,0 +1,367 @@
+/* commit.c - the S3 group committer and the WAL checkpointer (see commit.h). */
+#include "core/platform.h"
+#include "s3/commit.h"
+
+#include "core/log.h"
+#include "core/loop.h"
+
+#include <pthread.h>
+#include <time.h>
+
+struct s3commit {
+	struct s3meta *meta;
+	struct s3route *rt;
+
+	pthread_mutex_t mu;
+	pthread_cond_t work_cv; /* the committer waits for jobs (or the end of a hold) */
+	pthread_cond_t idle_cv; /* s3commit_drain waits for an empty queue */
+	struct s3commit_job *head, *tail;
+	bool sleeping; /* the committer waits on work_cv */
+	bool busy;     /* a group is being committed */
+	bool closing;  /* s3commit_drain began: no new jobs */
+	bool stopping; /* the committer thread ends once the queue is empty */
+	bool held;
+	struct s3commit_stats st;
+	pthread_t thread;
+
+	pthread_mutex_t ckpt_mu;
+	pthread_cond_t ckpt_cv;
+	bool ckpt_stop;
+	pthread_t ckpt_thread;
+};
+
+/* ---- one group ----------------------------------------------------------- */
+
+static int meta_call(struct s3commit *c, struct s3commit_job *j)
+{
+	switch (j->kind) {
+	case S3COMMIT_PUT:
+		return s3meta_object_put(c->meta, j->bucket, j->key, &j->put, j->new_version_id, &j->freed);
+	case S3COMMIT_PART:
+		return s3meta_mpu_put_part(c->meta, j->bucket, j->key, j->upload_id, &j->part, &j->freed);
+	case S3COMMIT_DELETE:
+		return s3meta_object_delete(c->meta, j->bucket, j->key, j->version_id, j->owner, &j->del,
+					    &j->freed);
+	case S3COMMIT_COMPLETE:
+		return s3meta_mpu_complete(c->meta, j->bucket, j->key, j->upload_id, j->parts, j->nparts, 0,
+					   &j->complete, &j->freed);
+	}
+	return -S3META_EINTERNAL;
+}
+
+static bool has_data(const struct s3commit_job *j)
+{
+	return j->kind == S3COMMIT_PUT || j->kind == S3COMMIT_PART;
+}
+
+/* Phase 1: every data put of the group in one data-node transaction. */
+static void commit_data(struct s3commit *c, struct s3commit_job **jobs, size_t n)
+{
+	struct s3route_commit dc[S3COMMIT_MAX_BATCH];
+	size_t map[S3COMMIT_MAX_BATCH];
+	size_t nd = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct s3commit_job *j = jobs[i];
+		if (!has_data(j))
+			continue;
+		if (!j->data) {
+			j->data_rc = -SILT_EINVAL;
+			continue;
+		}
+		dc[nd].put = j->data;
+		j->data = NULL;
+		map[nd++] = i;
+	}
+	if (nd == 0)
+		return;
+	s3route_put_commit_many(c->rt, dc, nd);
+	for (size_t k = 0; k < nd; k++) {
+		struct s3commit_job *j = jobs[map[k]];
+		j->data_rc = dc[k].rc;
+		if (dc[k].rc != 0)
+			continue;
+		memcpy(j->loc, dc[k].loc, dc[k].loclen);
+		j->loclen = dc[k].loclen;
+		if (j->kind == S3COMMIT_PUT) {
+			j->put.locator = j->loc;
+			j->put.locator_len = j->loclen;
+		} else {
+			j->part.locator = j->loc;
+			j->part.locator_len = j->loclen;
+		}
+	}
+}
+
+/* Phase 2: every metadata call in one transaction, each in a savepoint. */
+static void commit_meta(struct s3commit *c, struct s3commit_job **jobs, size_t n)
+{
+	int brc = s3meta_batch_begin(c->meta);
+	if (brc == 0) {
+		for (size_t i = 0; i < n; i++)
+			if (jobs[i]->data_rc == 0)
+				jobs[i]->rc = meta_call(c, jobs[i]);
+		brc = s3meta_batch_end(c->meta);
+	}
+	if (brc == 0)
+		return;
+	log_error("s3", "group commit of %zu metadata changes failed: %s", n, s3meta_errinfo(brc)->message);
+	for (size_t i = 0; i < n; i++) {
+		struct s3commit_job *j = jobs[i];
+		if (j->data_rc != 0)
+			continue;
+		if (j->rc == 0)
+			j->rc = brc;
+		/* Rolled back: what the calls listed is still referenced. */
+		s3meta_locs_destroy(&j->freed);
+	}
+}
+
+static void add_blob(struct s3meta_blob **v, size_t *n, size_t *cap, const uint8_t *p, size_t len)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = (struct s3meta_blob){ (uint8_t *)(uintptr_t)p, len };
+}
+
+/* Phase 3: the data no committed version references any more. */
+static void free_unreferenced(struct s3commit *c, struct s3commit_job **jobs, size_t n)
+{
+	struct s3meta_blob *v = NULL;
+	size_t nv = 0, cap = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct s3commit_job *j = jobs[i];
+		if (j->rc != 0 && j->loclen > 0)
+			add_blob(&v, &nv, &cap, j->loc, j->loclen); /* the new data is nobody's */
+		if (j->rc == 0)
+			for (size_t k = 0; k < j->freed.n; k++)
+				add_blob(&v, &nv, &cap, j->freed.v[k].p, j->freed.v[k].len);
+	}
+	if (nv > 0) {
+		int rc = s3route_free_many(c->rt, v, nv);
+		if (rc != 0)
+			log_warn("s3", "cannot free the data of %zu replaced or unused objects: %s", nv,
+				 silt_strerror(rc));
+	}
+	free(v);
+	for (size_t i = 0; i < n; i++)
+		s3meta_locs_destroy(&jobs[i]->freed);
+}
+
+static void run_chain(void *arg)
+{
+	struct s3commit_job *j = arg;
+	while (j) {
+		/* done may free the job (the request may complete at once). */
+		struct s3commit_job *next = j->next;
+		j->done(j);
+		j = next;
+	}
+}
+
+/* Phase 4: one post per loop, the jobs in their group order. */
+static void complete(struct s3commit_job **jobs, size_t n)
+{
+	struct s3commit_job *heads[S3COMMIT_MAX_BATCH], *tails[S3COMMIT_MAX_BATCH];
+	size_t nchains = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct s3commit_job *j = jobs[i];
+		j->next = NULL;
+		size_t k = 0;
+		while (k < nchains && heads[k]->loop != j->loop)
+			k++;
+		if (k == nchains)
+			heads[nchains++] = j;
+		else
+			tails[k]->next = j;
+		tails[k] = j;
+	}
+	for (size_t k = 0; k < nchains; k++) {
+		if (heads[k]->loop)
+			loop_post(heads[k]->loop, run_chain, heads[k]);
+		else
+			run_chain(heads[k]);
+	}
+}
+
+static void run_group(struct s3commit *c, struct s3commit_job **jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct s3commit_job *j = jobs[i];
+		j->data_rc = 0;
+		j->rc = 0;
+		j->loclen = 0;
+		j->new_version_id[0] = '\0';
+		memset(&j->freed, 0, sizeof(j->freed));
+	}
+	commit_data(c, jobs, n);
+	commit_meta(c, jobs, n);
+	free_unreferenced(c, jobs, n);
+	complete(jobs, n);
+}
+
+static void *committer_main(void *arg)
+{
+	struct s3commit *c = arg;
+	struct s3commit_job *jobs[S3COMMIT_MAX_BATCH];
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!(c->head && !c->held) && !(c->stopping && !c->head)) {
+			c->sleeping = true;
+			pthread_cond_wait(&c->work_cv, &c->mu);
+			c->sleeping = false;
+		}
+		if (!c->head)
+			break; /* stopping */
+		size_t n = 0;
+		while (c->head && n < S3COMMIT_MAX_BATCH) {
+			jobs[n++] = c->head;
+			c->head = c->head->next;
+		}
+		if (!c->head)
+			c->tail = NULL;
+		c->busy = true;
+		pthread_mutex_unlock(&c->mu);
+
+		run_group(c, jobs, n);
+
+		pthread_mutex_lock(&c->mu);
+		c->busy = false;
+		c->st.jobs += n;
+		c->st.groups++;
+		c->st.max_group = SILT_MAX(c->st.max_group, (uint64_t)n);
+		if (!c->head)
+			pthread_cond_broadcast(&c->idle_cv);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* ---- checkpoints ------------------------------------------------------------ */
+
+static void *ckpt_main(void *arg)
+{
+	struct s3commit *c = arg;
+	pthread_mutex_lock(&c->ckpt_mu);
+	while (!c->ckpt_stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += (long)S3COMMIT_CKPT_MS * 1000000L;
+		ts.tv_sec += ts.tv_nsec / 1000000000L;
+		ts.tv_nsec %= 1000000000L;
+		pthread_cond_timedwait(&c->ckpt_cv, &c->ckpt_mu, &ts);
+		if (c->ckpt_stop)
+			break;
+		pthread_mutex_unlock(&c->ckpt_mu);
+		s3route_checkpoint(c->rt);
+		s3meta_checkpoint(c->meta);
+		pthread_mutex_lock(&c->ckpt_mu);
+	}
+	pthread_mutex_unlock(&c->ckpt_mu);
+	return NULL;
+}
+
+/* ---- lifecycle -------------------------------------------------------------- */
+
+int s3commit_new(struct s3meta *meta, struct s3route *rt, struct s3commit **out)
+{
+	struct s3commit *c = xcalloc(1, sizeof(*c));
+	pthread_condattr_t ca;
+	int rc;
+	c->meta = meta;
+	c->rt = rt;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->work_cv, NULL);
+	pthread_cond_init(&c->idle_cv, NULL);
+	pthread_mutex_init(&c->ckpt_mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&c->ckpt_cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if ((rc = pthread_create(&c->thread, NULL, committer_main, c)) != 0) {
+		free(c);
+		return -rc;
+	}
+	if ((rc = pthread_create(&c->ckpt_thread, NULL, ckpt_main, c)) != 0) {
+		pthread_mutex_lock(&c->mu);
+		c->stopping = true;
+		pthread_cond_signal(&c->work_cv);
+		pthread_mutex_unlock(&c->mu);
+		pthread_join(c->thread, NULL);
+		free(c);
+		return -rc;
+	}
+	*out = c;
+	return 0;
+}
+
+int s3commit_submit(struct s3commit *c, struct s3commit_job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&c->mu);
+	if (c->closing) {
+		pthread_mutex_unlock(&c->mu);
+		return -ESHUTDOWN;
+	}
+	if (c->tail)
+		c->tail->next = j;
+	else
+		c->head = j;
+	c->tail = j;
+	/* A busy committer looks at the queue again when its group is done. */
+	if (c->sleeping)
+		pthread_cond_signal(&c->work_cv);
+	pthread_mutex_unlock(&c->mu);
+	return 0;
+}
+
+void s3commit_drain(struct s3commit *c)
+{
+	pthread_mutex_lock(&c->mu);
+	c->closing = true;
+	c->held = false;
+	pthread_cond_signal(&c->work_cv);
+	while (c->head || c->busy)
+		pthread_cond_wait(&c->idle_cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
+}
+
+void s3commit_free(struct s3commit *c)
+{
+	if (!c)
+		return;
+	s3commit_drain(c);
+	pthread_mutex_lock(&c->mu);
+	c->stopping = true;
+	pthread_cond_signal(&c->work_cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	pthread_mutex_lock(&c->ckpt_mu);
+	c->ckpt_stop = true;
+	pthread_cond_signal(&c->ckpt_cv);
+	pthread_mutex_unlock(&c->ckpt_mu);
+	pthread_join(c->ckpt_thread, NULL);
+	pthread_cond_destroy(&c->ckpt_cv);
+	pthread_mutex_destroy(&c->ckpt_mu);
+	pthread_cond_destroy(&c->idle_cv);
+	pthread_cond_destroy(&c->work_cv);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+void s3commit_stats(struct s3commit *c, struct s3commit_stats *st)
+{
+	pthread_mutex_lock(&c->mu);
+	*st = c->st;
+	pthread_mutex_unlock(&c->mu);
+}
+
+void s3commit_hold(struct s3commit *c, bool hold)
+{
+	pthread_mutex_lock(&c->mu);
+	c->held = hold;
+	if (!hold)
+		pthread_cond_signal(&c->work_cv);
+	pthread_mutex_unlock(&c->mu);
+}
