@@ -381,6 +381,7 @@ int datanode_open(const char *dir, unsigned nstreams, const struct datanode_opts
 	dn->opts = *opts;
 	dn->nstreams = nstreams;
 	pthread_mutex_init(&dn->gc_mu, NULL);
+	pthread_mutex_init(&dn->commit_mu, NULL);
 	if (getrandom(&dn->oid_hi, sizeof(dn->oid_hi), 0) != (ssize_t)sizeof(dn->oid_hi)) {
 		rc = -errno;
 		goto fail;
@@ -428,7 +429,10 @@ void datanode_close(struct datanode *dn)
 		return;
 	for (size_t i = 0; i < DN_NSTREAM_IDS; i++)
 		stream_close(dn->streams[i]);
+	if (dn->commit_conn)
+		dnmeta_conn_put(dn->commit_conn);
 	dnmeta_close(dn->meta);
+	pthread_mutex_destroy(&dn->commit_mu);
 	pthread_mutex_destroy(&dn->gc_mu);
 	free(dn->dir);
 	free(dn);
@@ -605,7 +609,10 @@ void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w
 				goto fail_all;
 		}
 	}
-	c = dnmeta_conn_get(dn->meta);
+	pthread_mutex_lock(&dn->commit_mu);
+	if (!dn->commit_conn)
+		dn->commit_conn = dnmeta_conn_get(dn->meta);
+	c = dn->commit_conn;
 	if ((rc = dnmeta_begin(c, false)) != 0)
 		goto fail_all;
 	for (size_t i = 0; i < n; i++) {
@@ -633,7 +640,7 @@ fail_all:
 			res[i].rc = rc;
 out:
 	if (c)
-		dnmeta_conn_put(c);
+		pthread_mutex_unlock(&dn->commit_mu);
 	/* Only now may GC collect the segments these chunks sit in: the rows
 	 * that keep them live are committed (or the chunks are garbage). */
 	for (size_t i = 0; i < n; i++)
@@ -908,9 +915,9 @@ int datanode_delete_many(struct datanode *dn, const struct dn_oid *oids, size_t 
 	return rc;
 }
 
-int datanode_checkpoint(struct datanode *dn)
+int datanode_checkpoint(struct datanode *dn, int *wal_frames, int *done_frames)
 {
-	return dnmeta_checkpoint(dn->meta);
+	return dnmeta_checkpoint(dn->meta, wal_frames, done_frames);
 }
 
 int datanode_space(struct datanode *dn, uint64_t *used, uint64_t *reclaimable)

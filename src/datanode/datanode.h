@@ -210,8 +210,9 @@ int datanode_delete_many(struct datanode *dn, const struct dn_oid *oids, size_t 
 /* Copies the SQLite WAL into the database (PASSIVE). SQLite's automatic
  * checkpoint, which would run inside a commit and stall it for its
  * fsyncs, is only a backstop at 64 MiB of WAL: a server calls this from a
- * background thread every few hundred milliseconds. Any thread. */
-int datanode_checkpoint(struct datanode *dn);
+ * background thread every few hundred milliseconds. The WAL's length and
+ * how much of it is checkpointed, in frames, as dnmeta_checkpoint. */
+int datanode_checkpoint(struct datanode *dn, int *wal_frames, int *done_frames);
 
 /* ---- space and GC ---- */
 

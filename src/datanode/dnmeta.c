@@ -409,15 +409,20 @@ bool dnmeta_in_txn(struct dnconn *c)
 	return !sqlite3_get_autocommit(c->db);
 }
 
-int dnmeta_checkpoint(struct dnmeta *m)
+int dnmeta_checkpoint(struct dnmeta *m, int *wal_frames, int *done_frames)
 {
 	struct dnconn *c = dnmeta_conn_get(m);
-	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	int nlog = 0, nckpt = 0;
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
 	int ret = 0;
 	/* BUSY: another checkpoint is running, which is as good. */
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 		ret = db_err(c->db, rc, "checkpoint");
 	dnmeta_conn_put(c);
+	if (wal_frames)
+		*wal_frames = SILT_MAX(nlog, 0);
+	if (done_frames)
+		*done_frames = SILT_MAX(nckpt, 0);
 	return ret;
 }
 

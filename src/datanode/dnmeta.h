@@ -101,8 +101,11 @@ bool dnmeta_in_txn(struct dnconn *c);
 /* Copies the WAL into the database file (PASSIVE: never waits for
  * readers or writers). The automatic checkpoint only runs as a backstop
  * when the WAL reaches 64 MiB, so a long-running process calls this from a
- * background thread every few hundred milliseconds. Any thread. */
-int dnmeta_checkpoint(struct dnmeta *m);
+ * background thread every few hundred milliseconds. *wal_frames (may be
+ * NULL) gets the WAL's length in frames -- it starts over only when a
+ * writer finds it entirely checkpointed -- and *done_frames how many of
+ * them are now in the database file. Any thread. */
+int dnmeta_checkpoint(struct dnmeta *m, int *wal_frames, int *done_frames);
 
 /* In a write transaction. loc0 is chunk 0 (NULL for a 0-byte object).
  * -SILT_EEXIST if the id is taken. */

@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/util.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -21,6 +22,8 @@ struct s3commit {
 	bool closing;  /* s3commit_drain began: no new jobs */
 	bool stopping; /* the committer thread ends once the queue is empty */
 	bool held;
+	/* The checkpointer asks for a catch-up between groups (catch_up). */
+	bool reset_dn, reset_meta;
 	struct s3commit_stats st;
 	pthread_t thread;
 
@@ -201,10 +204,29 @@ static void run_group(struct s3commit *c, struct s3commit_job **jobs, size_t n)
 	complete(jobs, n);
 }
 
+/* A WAL starts over only when a writer begins while everything in it is
+ * checkpointed, which the checkpointer thread alone never sees happen: it
+ * copies the bulk in the background, but the committer keeps appending.
+ * So when the WAL has grown long, the committer checkpoints what little
+ * the checkpointer has not copied yet, between two groups: its next group
+ * then restarts the WAL. This costs the committer the checkpoint's two
+ * fsyncs about once per S3COMMIT_RESET_FRAMES frames of WAL. */
+static void catch_up(struct s3commit *c, bool dn, bool meta)
+{
+	int64_t t0 = mono_us();
+	if (dn)
+		s3route_checkpoint(c->rt, NULL, NULL);
+	if (meta)
+		s3meta_checkpoint(c->meta, NULL, NULL);
+	c->st.catch_ups++;
+	c->st.catch_up_us += (uint64_t)(mono_us() - t0);
+}
+
 static void *committer_main(void *arg)
 {
 	struct s3commit *c = arg;
 	struct s3commit_job *jobs[S3COMMIT_MAX_BATCH];
+	pthread_setname_np(pthread_self(), "s3-commit");
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		while (!(c->head && !c->held) && !(c->stopping && !c->head)) {
@@ -227,6 +249,13 @@ static void *committer_main(void *arg)
 		run_group(c, jobs, n);
 
 		pthread_mutex_lock(&c->mu);
+		if (c->reset_dn || c->reset_meta) {
+			bool dn = c->reset_dn, meta = c->reset_meta;
+			c->reset_dn = c->reset_meta = false;
+			pthread_mutex_unlock(&c->mu);
+			catch_up(c, dn, meta);
+			pthread_mutex_lock(&c->mu);
+		}
 		c->busy = false;
 		c->st.jobs += n;
 		c->st.groups++;
@@ -240,9 +269,33 @@ static void *committer_main(void *arg)
 
 /* ---- checkpoints ------------------------------------------------------------ */
 
+/* One database's background checkpoint. When its WAL has grown long, the
+ * passes are repeated until one finds little new to copy (each copies what
+ * was written during the previous one, so they shrink fast), and then the
+ * committer is asked for the catch-up that lets the WAL start over. */
+static void ckpt_one(struct s3commit *c, bool meta)
+{
+	int nlog = 0, done = 0, prev = 0;
+	for (int pass = 0; pass < 6; pass++) {
+		prev = done;
+		int rc = meta ? s3meta_checkpoint(c->meta, &nlog, &done) : s3route_checkpoint(c->rt, &nlog, &done);
+		if (rc != 0 || nlog <= S3COMMIT_RESET_FRAMES)
+			return;
+		if (pass > 0 && done - prev <= S3COMMIT_CATCHUP_FRAMES)
+			break;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (meta)
+		c->reset_meta = true;
+	else
+		c->reset_dn = true;
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void *ckpt_main(void *arg)
 {
 	struct s3commit *c = arg;
+	pthread_setname_np(pthread_self(), "s3-checkpoint");
 	pthread_mutex_lock(&c->ckpt_mu);
 	while (!c->ckpt_stop) {
 		struct timespec ts;
@@ -254,8 +307,8 @@ static void *ckpt_main(void *arg)
 		if (c->ckpt_stop)
 			break;
 		pthread_mutex_unlock(&c->ckpt_mu);
-		s3route_checkpoint(c->rt);
-		s3meta_checkpoint(c->meta);
+		ckpt_one(c, false);
+		ckpt_one(c, true);
 		pthread_mutex_lock(&c->ckpt_mu);
 	}
 	pthread_mutex_unlock(&c->ckpt_mu);
@@ -333,6 +386,11 @@ void s3commit_free(struct s3commit *c)
 		return;
 	s3commit_drain(c);
 	pthread_mutex_lock(&c->mu);
+	if (c->st.groups > 0)
+		log_info("s3", "committer: %" PRIu64 " writes in %" PRIu64 " groups (%.1f per group, at most %" PRIu64
+			 "); %" PRIu64 " WAL catch-ups, %.1f ms each",
+			 c->st.jobs, c->st.groups, (double)c->st.jobs / (double)c->st.groups, c->st.max_group,
+			 c->st.catch_ups, c->st.catch_ups ? (double)c->st.catch_up_us / 1000.0 / (double)c->st.catch_ups : 0.0);
 	c->stopping = true;
 	pthread_cond_signal(&c->work_cv);
 	pthread_mutex_unlock(&c->mu);

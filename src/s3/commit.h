@@ -34,7 +34,11 @@
  *
  * The committer also owns a checkpointer thread, which copies both
  * databases' WALs into their files every S3COMMIT_CKPT_MS (PASSIVE), so no
- * request ever waits for a checkpoint.
+ * loop ever runs a checkpoint. A WAL restarts from its beginning only when a
+ * writer finds it entirely copied, which never happens while the committer
+ * keeps writing; so once a WAL is longer than S3COMMIT_RESET_FRAMES, the
+ * committer itself checkpoints the little left between two groups (two
+ * fsyncs, about once per 32 MiB of WAL) and its next group restarts it.
  *
  * Threads: s3commit_submit from any thread (normally a loop); `done` runs on
  * job->loop, or on the committer thread when job->loop is NULL (tests).
@@ -48,6 +52,8 @@
 
 #define S3COMMIT_MAX_BATCH 256 /* jobs per group */
 #define S3COMMIT_CKPT_MS 250   /* checkpoint period */
+#define S3COMMIT_RESET_FRAMES 8192 /* WAL length (frames) the committer catches up at */
+#define S3COMMIT_CATCHUP_FRAMES 256 /* ...once a background pass copied no more than this */
 
 struct loop;
 struct s3commit;
@@ -94,6 +100,8 @@ struct s3commit_stats {
 	uint64_t jobs;      /* done */
 	uint64_t groups;    /* rounds of the committer */
 	uint64_t max_group; /* largest group so far */
+	uint64_t catch_ups; /* WAL catch-ups between groups */
+	uint64_t catch_up_us; /* their total time */
 };
 
 /* Starts the committer and checkpointer threads. meta and rt must outlive

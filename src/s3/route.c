@@ -460,9 +460,9 @@ int s3route_free_many(struct s3route *rt, const struct s3meta_blob *locs, size_t
 	return rc;
 }
 
-int s3route_checkpoint(struct s3route *rt)
+int s3route_checkpoint(struct s3route *rt, int *wal_frames, int *done_frames)
 {
-	return datanode_checkpoint(rt->dn);
+	return datanode_checkpoint(rt->dn, wal_frames, done_frames);
 }
 
 int s3route_space(struct s3route *rt, uint64_t *used, uint64_t *reclaimable)

@@ -65,8 +65,9 @@ int s3route_free(struct s3route *rt, const uint8_t *loc, size_t loclen);
  * (-SILT_ENOENT is not one). */
 struct s3meta_blob;
 int s3route_free_many(struct s3route *rt, const struct s3meta_blob *locs, size_t n);
-/* Checkpoints the data node's SQLite WAL (background thread). */
-int s3route_checkpoint(struct s3route *rt);
+/* Checkpoints the data node's SQLite WAL (background thread); see
+ * datanode_checkpoint. */
+int s3route_checkpoint(struct s3route *rt, int *wal_frames, int *done_frames);
 
 /* Space used and reclaimable, and one GC pass (housekeeping thread). */
 int s3route_space(struct s3route *rt, uint64_t *used, uint64_t *reclaimable);

@@ -399,16 +399,22 @@ void rend(struct conn *c)
 		(void)exec_done(c, stmt(c, ST_COMMIT));
 }
 
+/* Groups run on a connection of their own, kept from group to group: as
+ * the one that writes most, its page cache then stays valid (a pooled
+ * connection would find the database changed by others and start cold). */
 int s3meta_batch_begin(struct s3meta *m)
 {
 	if (tl_batch.m)
 		return -S3META_EINTERNAL; /* one group at a time per thread */
-	struct conn *c = conn_get(m);
-	if (!c)
+	pthread_mutex_lock(&m->wmu);
+	if (!m->batch_conn && !(m->batch_conn = conn_open(m))) {
+		pthread_mutex_unlock(&m->wmu);
 		return -S3META_EINTERNAL;
-	int rc = wbegin(m, c);
+	}
+	struct conn *c = m->batch_conn;
+	int rc = exec_done(c, stmt(c, ST_BEGIN_IMM));
 	if (rc) {
-		conn_put(m, c);
+		pthread_mutex_unlock(&m->wmu);
 		return rc;
 	}
 	tl_batch.m = m;
@@ -426,9 +432,8 @@ int s3meta_batch_end(struct s3meta *m)
 	tl_batch.m = NULL;
 	tl_batch.c = NULL;
 	tl_batch.broken = false;
-	rc = wend(m, c, rc);
-	conn_put(m, c);
-	return rc;
+	/* The same as wend outside a group. */
+	return wend(m, c, rc);
 }
 
 int64_t next_seq(struct s3meta *m)
@@ -1289,15 +1294,20 @@ int usage_apply(struct conn *c, int64_t bucket_id, const struct usage_delta *d)
 	return exec_done(c, st);
 }
 
-int s3meta_checkpoint(struct s3meta *m)
+int s3meta_checkpoint(struct s3meta *m, int *wal_frames, int *done_frames)
 {
 	struct conn *c = conn_get(m);
 	if (!c)
 		return -S3META_EINTERNAL;
-	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	int nlog = 0, nckpt = 0;
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
 		log_warn("s3meta", "checkpoint: %s", sqlite3_errmsg(c->db));
 	conn_put(m, c);
+	if (wal_frames)
+		*wal_frames = SILT_MAX(nlog, 0);
+	if (done_frames)
+		*done_frames = SILT_MAX(nckpt, 0);
 	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : sqlerr(rc);
 }
 
@@ -1366,6 +1376,8 @@ void s3meta_close(struct s3meta *m)
 {
 	if (!m)
 		return;
+	if (m->batch_conn)
+		conn_close(m->batch_conn);
 	struct conn *c = m->idle;
 	while (c) {
 		struct conn *n = c->next;

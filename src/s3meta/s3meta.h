@@ -112,8 +112,11 @@ void s3meta_close(struct s3meta *m);
  * or writers). SQLite's automatic checkpoint, which would run inside a
  * writer's commit and stall it for the checkpoint's fsyncs, only acts as a
  * backstop at 64 MiB of WAL: a long-running process calls this from a
- * background thread every few hundred milliseconds. */
-int s3meta_checkpoint(struct s3meta *m);
+ * background thread every few hundred milliseconds. *wal_frames (may be
+ * NULL) gets the WAL's length in frames -- it starts over only when a
+ * writer finds it entirely checkpointed -- and *done_frames how many of
+ * them are now in the database file. */
+int s3meta_checkpoint(struct s3meta *m, int *wal_frames, int *done_frames);
 
 /* ---- group commit ------------------------------------------------------ *
  *

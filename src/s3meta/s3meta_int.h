@@ -76,6 +76,7 @@ struct s3meta {
 	 * SQLITE_BUSY from each other; last_seq is guarded by it. */
 	pthread_mutex_t wmu;
 	int64_t last_seq;
+	struct conn *batch_conn; /* group commits' own connection (under wmu) */
 
 	pthread_rwlock_t users_mu;
 	struct ucache_ent **users; /* hash table, 256 chains */
