@@ -201,6 +201,13 @@ static void run_group(struct s3commit *c, struct s3commit_job **jobs, size_t n)
 	commit_data(c, jobs, n);
 	commit_meta(c, jobs, n);
 	free_unreferenced(c, jobs, n);
+	/* Counted before the answers go out: whoever sees an answer sees it
+	 * counted. */
+	pthread_mutex_lock(&c->mu);
+	c->st.jobs += n;
+	c->st.groups++;
+	c->st.max_group = SILT_MAX(c->st.max_group, (uint64_t)n);
+	pthread_mutex_unlock(&c->mu);
 	complete(jobs, n);
 }
 
@@ -218,8 +225,11 @@ static void catch_up(struct s3commit *c, bool dn, bool meta)
 		s3route_checkpoint(c->rt, NULL, NULL);
 	if (meta)
 		s3meta_checkpoint(c->meta, NULL, NULL);
+	int64_t us = mono_us() - t0;
+	pthread_mutex_lock(&c->mu);
 	c->st.catch_ups++;
-	c->st.catch_up_us += (uint64_t)(mono_us() - t0);
+	c->st.catch_up_us += (uint64_t)us;
+	pthread_mutex_unlock(&c->mu);
 }
 
 static void *committer_main(void *arg)
@@ -257,9 +267,6 @@ static void *committer_main(void *arg)
 			pthread_mutex_lock(&c->mu);
 		}
 		c->busy = false;
-		c->st.jobs += n;
-		c->st.groups++;
-		c->st.max_group = SILT_MAX(c->st.max_group, (uint64_t)n);
 		if (!c->head)
 			pthread_cond_broadcast(&c->idle_cv);
 	}
