@@ -20,6 +20,8 @@
 #define GET_RETRIES 4
 /* Reconciliation handles lost chunks in batches of this many rows. */
 #define RECONCILE_BATCH 256
+/* Last chunks of a group commit appended per write. */
+#define TAIL_BATCH 128
 
 void datanode_opts_default(struct datanode_opts *o)
 {
@@ -454,6 +456,7 @@ struct datanode_put {
 	int64_t time_ms;
 	int err;
 	bool sealed;
+	uint32_t tail_crc; /* of the buffered last chunk, once sealed */
 	struct dn_inflight fl;
 };
 
@@ -555,18 +558,106 @@ static void put_free(struct datanode_put *w)
 
 int datanode_put_seal(struct datanode_put *w)
 {
-	int rc = w->err;
-	if (rc == 0 && !w->sealed && w->fill > 0) {
-		rc = put_chunk(w, w->buf, (uint32_t)w->fill);
-		w->fill = 0;
-	}
+	if (w->err == 0 && !w->sealed && w->fill > 0)
+		w->tail_crc = crc32c(0, w->buf, w->fill);
 	w->sealed = true;
-	/* The buffer is not needed any more; a sealed put may wait a while
-	 * for its group's commit. */
-	free(w->buf);
-	w->buf = NULL;
-	w->cap = 0;
+	return w->err;
+}
+
+/* Appends the buffered last chunks of n sealed puts of one stream with one
+ * write: consecutive entries (seqs end..end+n-1) in the active segment.
+ * A failure fails every put of the call. */
+static int append_tails(struct dn_stream *st, struct datanode_put *const *w, size_t n)
+{
+	struct iovec iov[2 * TAIL_BATCH];
+	uint8_t hdr[TAIL_BATCH][DNCHUNK_HDR];
+	struct seglog_seg_info si;
+	int iovcnt = 0, rc = 0;
+	int64_t max_time = 0;
+
+	pthread_mutex_lock(&st->mu);
+	int64_t seq0 = seglog_end_offset(st->log);
+	for (size_t i = 0; i < n; i++) {
+		struct dnchunk_hdr h = { seq0 + (int64_t)i, w[i]->oid, w[i]->nchunks, (uint32_t)w[i]->fill,
+					 w[i]->time_ms, w[i]->tail_crc };
+		dnchunk_encode(hdr[i], &h);
+		iov[iovcnt++] = (struct iovec){ hdr[i], DNCHUNK_HDR };
+		iov[iovcnt++] = (struct iovec){ w[i]->buf, w[i]->fill };
+		max_time = SILT_MAX(max_time, w[i]->time_ms);
+	}
+	rc = seglog_append(st->log, iov, iovcnt, seq0 + (int64_t)n - 1, max_time);
+	/* This mutex orders every append to the volume, so the entries are the
+	 * last ones of the segment holding their seqs. */
+	if (rc == 0)
+		rc = seglog_segment_of(st->log, seq0, &si);
+	if (rc == 0) {
+		uint64_t end = si.size;
+		for (size_t i = n; i-- > 0;) {
+			struct datanode_put *p = w[i];
+			uint32_t len = (uint32_t)p->fill;
+			end -= DNCHUNK_HDR + len;
+			struct dnloc loc = { st->id, si.base, seq0 + (int64_t)i, end, len, p->tail_crc };
+			if (p->fl.first_seq == INT64_MAX) {
+				p->fl.first_seq = loc.seq;
+				p->fl.prev = NULL;
+				p->fl.next = st->inflight;
+				if (st->inflight)
+					st->inflight->prev = &p->fl;
+				st->inflight = &p->fl;
+			}
+			if (p->nchunks == p->caplocs) {
+				p->caplocs = p->caplocs ? p->caplocs * 2 : 4;
+				p->locs = xrealloc(p->locs, p->caplocs * sizeof(*p->locs));
+			}
+			p->locs[p->nchunks++] = loc;
+			p->fill = 0;
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
+	if (rc)
+		log_error(SUB, "appending %zu chunks to volume %u failed: %s", n, st->id, silt_strerror(rc));
 	return rc;
+}
+
+/* Appends every sealed put's buffered last chunk, one write per stream and
+ * at most TAIL_BATCH chunks or about a quarter segment per write. */
+static void append_all_tails(struct datanode *dn, struct datanode_put *const *w, size_t n,
+			     struct datanode_put_result *res)
+{
+	struct datanode_put *batch[TAIL_BATCH];
+	size_t idx[TAIL_BATCH];
+	bool *done = xcalloc(n ? n : 1, sizeof(*done));
+	uint64_t cap = SILT_MAX(dn->opts.segment_bytes / 4, (uint64_t)dn->opts.chunk_bytes + DNCHUNK_HDR);
+	for (size_t i = 0; i < n; i++) {
+		if (done[i] || res[i].rc || w[i]->fill == 0)
+			continue;
+		struct dn_stream *st = w[i]->st;
+		size_t k = 0;
+		uint64_t bytes = 0;
+		for (size_t j = i; j < n && k < TAIL_BATCH; j++) {
+			if (done[j] || res[j].rc || w[j]->fill == 0 || w[j]->st != st)
+				continue;
+			uint64_t b = DNCHUNK_HDR + w[j]->fill;
+			if (k > 0 && bytes + b > cap)
+				break;
+			if (w[j]->nchunks == UINT32_MAX) {
+				res[j].rc = -SILT_ETOOBIG;
+				continue;
+			}
+			bytes += b;
+			batch[k] = w[j];
+			idx[k++] = j;
+			done[j] = true;
+		}
+		if (k == 0)
+			continue;
+		/* Puts of this stream left out (over the cap) get their own
+		 * write when the loop reaches them. */
+		int rc = append_tails(st, batch, k);
+		for (size_t m = 0; m < k && rc; m++)
+			res[idx[m]].rc = w[idx[m]]->err = rc;
+	}
+	free(done);
 }
 
 /* Records one sealed put in the open transaction, in its own savepoint. */
@@ -590,10 +681,13 @@ void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w
 	int rc = 0;
 	size_t live = 0;
 
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		res[i] = (struct datanode_put_result){ .rc = datanode_put_seal(w[i]), .oid = w[i]->oid };
+	/* The last chunks, still in the puts' buffers: one write per volume
+	 * for the whole group. */
+	append_all_tails(dn, w, n, res);
+	for (size_t i = 0; i < n; i++)
 		live += res[i].rc == 0;
-	}
 	if (live == 0)
 		goto out;
 	/* With sync_commit the chunks reach the disk before the rows that

@@ -29,9 +29,11 @@
  * 1 MiB chunks: 200 KiB); a GET holds one chunk; GC holds a 1 MiB window.
  *
  * Write order and durability: a put appends its chunks to its stream's
- * volume as they fill (memory stays at one chunk), and commit inserts the
- * object and all its chunk locations in ONE SQLite transaction after the
- * last chunk is appended. A crash before commit leaves no object, only
+ * volume as they fill (memory stays at one chunk); commit appends the last
+ * one and inserts the object and all its chunk locations in ONE SQLite
+ * transaction after it. Commits are grouped (datanode_put_commit_many): the
+ * last chunks of a group go to each volume with one write, and the whole
+ * group's rows with one transaction. A crash before commit leaves no object, only
  * unreferenced chunks (garbage, reclaimed by GC). When commit returns, the
  * chunks are in the page cache and the transaction is in the WAL (written,
  * synchronous=NORMAL): the object survives kill -9 of the process. Against
@@ -130,10 +132,11 @@ int datanode_put_write(struct datanode_put *w, const void *data, size_t len);
  * oid and info may be NULL. (datanode_put_commit_many of one put.) */
 int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info);
 
-/* Appends the put's last chunk (its buffer is then freed) without
- * recording the object: the put now only waits for
- * datanode_put_commit_many or datanode_put_abort, and further writes fail.
- * Returns the put's error, if any (the commit then reports it again). */
+/* Ends the put's data: the last chunk (still in the put's buffer) gets its
+ * CRC, and the put now only waits for datanode_put_commit_many or
+ * datanode_put_abort; further writes fail. Returns the put's error, if any
+ * (the commit then reports it again). No I/O: the commit appends the last
+ * chunks of a whole group with one write per volume. */
 int datanode_put_seal(struct datanode_put *w);
 
 struct datanode_put_result {
@@ -142,12 +145,13 @@ struct datanode_put_result {
 	struct datanode_obj_info info;
 };
 
-/* Group commit: seals every put (if not yet) and records all of them in
- * ONE SQLite transaction, each in its own savepoint, so an insert that
- * fails (an id already taken) fails only its own put. An error of the
- * transaction itself (commit, I/O, disk full) fails every put of the
- * group. With sync_commit every volume written to is fdatasynced once for
- * the group. res[i] is put i's result. Frees every w[i]. The puts may
+/* Group commit: seals every put (if not yet), appends the last chunks
+ * (one write per volume), and records all the puts in ONE SQLite
+ * transaction, each in its own savepoint, so an insert that fails (an id
+ * already taken) fails only its own put. An error of the transaction
+ * itself (commit, I/O, disk full) or of a volume write fails every put it
+ * concerns. With sync_commit every volume written to is fdatasynced once
+ * for the group. res[i] is put i's result. Frees every w[i]. The puts may
  * come from any streams and threads; the caller must own them all now. */
 void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w, size_t n,
 			      struct datanode_put_result *res);

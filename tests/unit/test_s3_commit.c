@@ -147,12 +147,12 @@ TEST(s3_commit_group_isolates_failures)
 	done_count = 0;
 	enum { N = 12 };
 	struct s3commit_job jobs[N];
-	char keys[6][8];
+	char keys[6][16];
 	/* Everything is queued while the committer is held: one group. */
 	s3commit_hold(e.c, true);
 	for (int i = 0; i < 6; i++) {
 		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
-		char text[16];
+		char text[32];
 		snprintf(text, sizeof(text), "data %d", i);
 		put_job(&e, &jobs[i], "bkt", keys[i], text);
 	}
