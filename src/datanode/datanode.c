@@ -22,6 +22,8 @@
 #define RECONCILE_BATCH 256
 /* Last chunks of a group commit appended per write. */
 #define TAIL_BATCH 128
+/* Segments a group commit accounts per pass. */
+#define ACCOUNT_SEGS 16
 
 void datanode_opts_default(struct datanode_opts *o)
 {
@@ -660,17 +662,60 @@ static void append_all_tails(struct datanode *dn, struct datanode_put *const *w,
 	free(done);
 }
 
-/* Records one sealed put in the open transaction, in its own savepoint. */
+/* Records one sealed put in the open transaction, in its own savepoint
+ * when it takes several statements (one statement is undone by SQLite
+ * itself when it fails, its triggers' changes included). */
 static int put_record(struct dnconn *c, struct datanode_put *w, int64_t ctime_ms)
 {
 	struct dnmeta_obj o = { w->size, w->chunk_bytes, w->nchunks, ctime_ms };
+	const struct dnloc *loc0 = w->nchunks ? &w->locs[0] : NULL;
+	if (w->nchunks <= 1)
+		return dnmeta_obj_insert(c, &w->oid, &o, loc0);
 	int rc = dnmeta_savepoint(c);
 	if (rc)
 		return rc;
-	rc = dnmeta_obj_insert(c, &w->oid, &o, w->nchunks ? &w->locs[0] : NULL);
+	rc = dnmeta_obj_insert(c, &w->oid, &o, loc0);
 	for (uint32_t i = 1; rc == 0 && i < w->nchunks; i++)
 		rc = dnmeta_chunk_insert(c, &w->oid, i, &w->locs[i]);
 	return dnmeta_release(c, rc);
+}
+
+/* The segments' accounting for the chunks of the recorded puts (res[i].rc
+ * == 0), one row update per segment. */
+static int account(struct dnconn *c, struct datanode_put *const *w, size_t n,
+		   const struct datanode_put_result *res)
+{
+	struct dnmeta_seg acc[ACCOUNT_SEGS];
+	size_t nacc = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (res[i].rc)
+			continue;
+		for (uint32_t k = 0; k < w[i]->nchunks && rc == 0; k++) {
+			const struct dnloc *l = &w[i]->locs[k];
+			uint64_t bytes = (uint64_t)DNCHUNK_HDR + l->len;
+			size_t a = 0;
+			while (a < nacc && (acc[a].stream != l->stream || acc[a].seg != l->seg))
+				a++;
+			if (a == nacc) {
+				if (nacc == ACCOUNT_SEGS) {
+					/* Full: write what we have, start again. */
+					for (size_t b = 0; b < nacc && rc == 0; b++)
+						rc = dnmeta_seg_add(c, acc[b].stream, acc[b].seg, acc[b].live_bytes,
+								    acc[b].live_chunks, acc[b].max_end);
+					nacc = a = 0;
+				}
+				acc[nacc++] = (struct dnmeta_seg){ l->stream, l->seg, 0, 0, 0 };
+			}
+			acc[a].live_bytes += bytes;
+			acc[a].live_chunks++;
+			acc[a].max_end = SILT_MAX(acc[a].max_end, l->pos + bytes);
+		}
+	}
+	for (size_t b = 0; b < nacc && rc == 0; b++)
+		rc = dnmeta_seg_add(c, acc[b].stream, acc[b].seg, acc[b].live_bytes, acc[b].live_chunks,
+				    acc[b].max_end);
+	return rc;
 }
 
 void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w, size_t n,
@@ -720,6 +765,10 @@ void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w
 			dnmeta_rollback(c);
 			goto fail_all;
 		}
+	}
+	if ((rc = account(c, w, n, res)) != 0) {
+		dnmeta_rollback(c);
+		goto fail_all;
 	}
 	if ((rc = dnmeta_commit(c)) != 0)
 		goto fail_all;

@@ -95,15 +95,27 @@ static void commit_data(struct s3commit *c, struct s3commit_job **jobs, size_t n
 	}
 }
 
-/* Phase 2: every metadata call in one transaction, each in a savepoint. */
+/* Phase 2: every metadata call in one transaction. Optimistic first (no
+ * savepoints); a group that a call spoiled by failing after it wrote is
+ * run again with each call in its own savepoint. */
 static void commit_meta(struct s3commit *c, struct s3commit_job **jobs, size_t n)
 {
-	int brc = s3meta_batch_begin(c->meta);
-	if (brc == 0) {
-		for (size_t i = 0; i < n; i++)
-			if (jobs[i]->data_rc == 0)
-				jobs[i]->rc = meta_call(c, jobs[i]);
-		brc = s3meta_batch_end(c->meta);
+	int brc = 0;
+	for (int isolated = 0; isolated < 2; isolated++) {
+		for (size_t i = 0; i < n; i++) {
+			jobs[i]->rc = 0;
+			s3meta_locs_destroy(&jobs[i]->freed);
+		}
+		brc = s3meta_batch_begin(c->meta, isolated);
+		if (brc == 0) {
+			for (size_t i = 0; i < n; i++)
+				if (jobs[i]->data_rc == 0)
+					jobs[i]->rc = meta_call(c, jobs[i]);
+			brc = s3meta_batch_end(c->meta);
+		}
+		if (brc != -EAGAIN)
+			break;
+		log_warn("s3", "a write failed half-way in a group of %zu; running the group again, isolated", n);
 	}
 	if (brc == 0)
 		return;

@@ -258,7 +258,10 @@ static void conn_close(struct conn *c)
 static _Thread_local struct {
 	struct s3meta *m;
 	struct conn *c;
-	bool broken; /* SQLite rolled the transaction back: the group is lost */
+	bool isolated;      /* calls in savepoints (else optimistic) */
+	bool broken;        /* SQLite rolled the transaction back: the group is lost */
+	bool spoiled;       /* optimistic: a call failed after changing rows */
+	int64_t changes0;   /* sqlite3_total_changes64 when the current call began */
 } tl_batch;
 
 static bool in_batch(const struct conn *c)
@@ -346,11 +349,14 @@ int exec_done(struct conn *c, sqlite3_stmt *st)
 int wbegin(struct s3meta *m, struct conn *c)
 {
 	if (in_batch(c)) {
-		/* A call inside a group commit: its own savepoint, so that
-		 * its failure undoes only its own changes. */
-		if (tl_batch.broken || sqlite3_get_autocommit(c->db))
+		/* A call inside a group commit. Isolated: its own savepoint, so
+		 * that its failure undoes only its own changes. Optimistic: no
+		 * savepoint (which costs a copy of every page the call touches);
+		 * wend notes whether a failed call had changed anything. */
+		if (tl_batch.broken || tl_batch.spoiled || sqlite3_get_autocommit(c->db))
 			return -S3META_EINTERNAL;
-		return exec_done(c, stmt(c, ST_SAVEPOINT));
+		tl_batch.changes0 = sqlite3_total_changes64(c->db);
+		return tl_batch.isolated ? exec_done(c, stmt(c, ST_SAVEPOINT)) : 0;
 	}
 	pthread_mutex_lock(&m->wmu);
 	int rc = exec_done(c, stmt(c, ST_BEGIN_IMM));
@@ -362,12 +368,20 @@ int wbegin(struct s3meta *m, struct conn *c)
 int wend(struct s3meta *m, struct conn *c, int rc)
 {
 	if (in_batch(c)) {
-		if (rc == 0)
-			rc = exec_done(c, stmt(c, ST_RELEASE));
-		if (rc && !sqlite3_get_autocommit(c->db)) {
-			/* ROLLBACK TO leaves the savepoint open: release it. */
-			(void)exec_done(c, stmt(c, ST_ROLLBACK_TO));
-			(void)exec_done(c, stmt(c, ST_RELEASE));
+		if (!tl_batch.isolated) {
+			/* Every error S3 names is found before a call writes; one
+			 * that struck after (I/O, disk full) leaves changes the
+			 * group must not commit. */
+			if (rc && sqlite3_total_changes64(c->db) != tl_batch.changes0)
+				tl_batch.spoiled = true;
+		} else {
+			if (rc == 0)
+				rc = exec_done(c, stmt(c, ST_RELEASE));
+			if (rc && !sqlite3_get_autocommit(c->db)) {
+				/* ROLLBACK TO leaves the savepoint open: release it. */
+				(void)exec_done(c, stmt(c, ST_ROLLBACK_TO));
+				(void)exec_done(c, stmt(c, ST_RELEASE));
+			}
 		}
 		if (sqlite3_get_autocommit(c->db)) {
 			tl_batch.broken = true;
@@ -402,7 +416,7 @@ void rend(struct conn *c)
 /* Groups run on a connection of their own, kept from group to group: as
  * the one that writes most, its page cache then stays valid (a pooled
  * connection would find the database changed by others and start cold). */
-int s3meta_batch_begin(struct s3meta *m)
+int s3meta_batch_begin(struct s3meta *m, bool isolated)
 {
 	if (tl_batch.m)
 		return -S3META_EINTERNAL; /* one group at a time per thread */
@@ -419,7 +433,9 @@ int s3meta_batch_begin(struct s3meta *m)
 	}
 	tl_batch.m = m;
 	tl_batch.c = c;
+	tl_batch.isolated = isolated;
 	tl_batch.broken = false;
+	tl_batch.spoiled = false;
 	return 0;
 }
 
@@ -428,10 +444,13 @@ int s3meta_batch_end(struct s3meta *m)
 	if (tl_batch.m != m)
 		return -S3META_EINTERNAL;
 	struct conn *c = tl_batch.c;
-	int rc = tl_batch.broken || sqlite3_get_autocommit(c->db) ? -S3META_EINTERNAL : 0;
+	int rc = tl_batch.broken || sqlite3_get_autocommit(c->db) ? -S3META_EINTERNAL
+		 : tl_batch.spoiled					 ? -EAGAIN
+									 : 0;
 	tl_batch.m = NULL;
 	tl_batch.c = NULL;
 	tl_batch.broken = false;
+	tl_batch.spoiled = false;
 	/* The same as wend outside a group. */
 	return wend(m, c, rc);
 }

@@ -122,18 +122,28 @@ int s3meta_checkpoint(struct s3meta *m, int *wal_frames, int *done_frames);
  *
  * Between s3meta_batch_begin(m) and s3meta_batch_end(m), every call on m
  * that the calling thread makes runs inside ONE write transaction (on one
- * connection, holding the write mutex throughout): each write call in its
- * own savepoint, so a call that fails undoes only its own changes and
- * returns its error as usual, while the others stand. Reads on this thread
+ * connection, holding the write mutex throughout). Reads on this thread
  * see the group's changes. Nothing is committed, visible to other threads
  * or durable before s3meta_batch_end returns 0; if it fails, every call of
  * the group is undone: the caller must then treat every result as void --
  * above all it must NOT free the locators the calls put on `freed` lists
- * (their versions still exist). A cache that a write call invalidates must
- * be invalidated (again) after s3meta_batch_end, since other threads can
- * read the old rows until then. One group per thread at a time; other
- * threads' writes wait for the group to end, so keep groups short. */
-int s3meta_batch_begin(struct s3meta *m);
+ * (their versions still exist).
+ *
+ * A call that fails must change nothing, while the others stand. Every
+ * error a write call reports by its S3 name (NoSuchBucket, InvalidPart...)
+ * is found before it writes, so a group can be run optimistically
+ * (isolated = false): calls write straight into the transaction, and only
+ * a call that fails after writing (an I/O error, a full disk) spoils the
+ * group: s3meta_batch_end then rolls it all back and returns -EAGAIN, and
+ * the caller runs the group again isolated (isolated = true: each call in
+ * its own savepoint, undone alone when it fails; a savepoint copies every
+ * page it modifies, which costs about a fifth of a PUT's work here).
+ *
+ * A cache that a write call invalidates must be invalidated (again) after
+ * s3meta_batch_end, since other threads can read the old rows until then.
+ * One group per thread at a time; other threads' writes wait for the group
+ * to end, so keep groups short. */
+int s3meta_batch_begin(struct s3meta *m, bool isolated);
 int s3meta_batch_end(struct s3meta *m);
 
 /* ---- data locators to free ------------------------------------------- */

@@ -6,10 +6,13 @@
 #include "core/platform.h"
 #include "core/util.h"
 #include "datanode/datanode.h"
+#include "datanode/dnmeta.h"
 #include "s3/commit.h"
 #include "s3/route.h"
 #include "s3meta/s3meta.h"
 #include "test.h"
+
+#include <sqlite3.h>
 
 #include <pthread.h>
 #include <unistd.h>
@@ -339,6 +342,85 @@ TEST(s3_commit_datanode_group_isolation)
 	datanode_close(dn);
 }
 
+/* The segments' accounting of inserted chunks moved from per-row triggers
+ * (schema 1) to the group commit (schema 2): a database of schema 1 loses
+ * its insert triggers when opened, so nothing is counted twice. */
+static bool seg_of(const char *dir, struct dnmeta_seg *out)
+{
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/meta.db", dir);
+	struct dnmeta *m;
+	if (dnmeta_open(path, false, &m) != 0)
+		return false;
+	struct dnconn *c = dnmeta_conn_get(m);
+	int rc = dnmeta_seg_get(c, 0, 0, out);
+	dnmeta_conn_put(c);
+	dnmeta_close(m);
+	return rc == 0;
+}
+
+static int put_small(struct datanode *dn, const char *text)
+{
+	struct datanode_put *w;
+	int rc = datanode_put_begin(dn, 0, NULL, &w);
+	if (rc == 0 && (rc = datanode_put_write(w, text, strlen(text))) != 0) {
+		datanode_put_abort(w);
+		return rc;
+	}
+	return rc ? rc : datanode_put_commit(w, NULL, NULL);
+}
+
+TEST(s3_commit_dnmeta_accounting_and_v1_upgrade)
+{
+	const char *dir = test_tmpdir();
+	struct datanode_opts o;
+	datanode_opts_default(&o);
+	struct datanode *dn;
+	REQUIRE(datanode_open(dir, 1, &o, &dn) == 0);
+	REQUIRE(put_small(dn, "12345") == 0);
+	REQUIRE(put_small(dn, "") == 0); /* no chunk: not counted */
+	datanode_close(dn);
+	struct dnmeta_seg sg;
+	REQUIRE(seg_of(dir, &sg));
+	CHECK_EQ_INT(sg.live_chunks, 1);
+	CHECK_EQ_INT(sg.live_bytes, DNCHUNK_HDR + 5);
+	CHECK_EQ_INT(sg.max_end, DNCHUNK_HDR + 5);
+
+	/* Make it a schema-1 database: the insert trigger back, version 1. */
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/meta.db", dir);
+	sqlite3 *db;
+	REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+	CHECK(sqlite3_exec(db,
+			   "CREATE TRIGGER objects_ins AFTER INSERT ON objects WHEN NEW.stream IS NOT NULL BEGIN"
+			   " UPDATE segments SET live_chunks = live_chunks + 1000 WHERE stream = NEW.stream"
+			   " AND seg = NEW.seg; END; PRAGMA user_version = 1;",
+			   NULL, NULL, NULL) == SQLITE_OK);
+	sqlite3_close(db);
+
+	REQUIRE(datanode_open(dir, 1, &o, &dn) == 0);
+	REQUIRE(put_small(dn, "abc") == 0);
+	datanode_close(dn);
+	REQUIRE(seg_of(dir, &sg));
+	CHECK_EQ_INT(sg.live_chunks, 2);
+	CHECK_EQ_INT(sg.live_bytes, 2 * DNCHUNK_HDR + 8);
+	CHECK_EQ_INT(sg.max_end, 2 * DNCHUNK_HDR + 8);
+	REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+	sqlite3_stmt *st;
+	int version = -1, triggers = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		version = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%_ins'",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		triggers = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	CHECK_EQ_INT(version, 2);
+	CHECK_EQ_INT(triggers, 0);
+}
+
 /* s3meta_batch_*: the calls of a group share one transaction; one that
  * fails undoes only itself; reads on the group's thread see the group. */
 TEST(s3_commit_s3meta_batch)
@@ -354,8 +436,8 @@ TEST(s3_commit_s3meta_batch)
 				.locator_len = 2 };
 	char vid[S3META_VID_SIZE];
 	struct s3meta_locs freed = { 0 };
-	REQUIRE(s3meta_batch_begin(m) == 0);
-	CHECK_EQ_INT(s3meta_batch_begin(m), -S3META_EINTERNAL); /* no nesting */
+	REQUIRE(s3meta_batch_begin(m, true) == 0);
+	CHECK_EQ_INT(s3meta_batch_begin(m, true), -S3META_EINTERNAL); /* no nesting */
 	CHECK_EQ_INT(s3meta_object_put(m, "bkt", "one", &p, vid, &freed), 0);
 	CHECK_EQ_INT(s3meta_object_put(m, "nob", "two", &p, vid, &freed), -S3META_ENOSUCHBUCKET);
 	struct s3meta_del del;
@@ -379,6 +461,78 @@ TEST(s3_commit_s3meta_batch)
 	CHECK_EQ_INT(s3meta_object_put(m, "bkt", "four", &p, vid, &freed), 0);
 	s3meta_locs_destroy(&freed);
 	s3meta_close(m);
+}
+
+/* A write that fails after it changed rows (here a trigger refuses the
+ * version row after the old null version was deleted) must not take its
+ * half-done changes, nor the rest of its group, down with it: the
+ * optimistic group reports -EAGAIN and the isolated rerun fails only that
+ * write, which leaves the key as it was. */
+static bool add_poison_trigger(const char *path)
+{
+	sqlite3 *db;
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return false;
+	int rc = sqlite3_exec(db,
+			      "CREATE TRIGGER poison BEFORE INSERT ON versions"
+			      " WHEN NEW.name = CAST('poison' AS BLOB)"
+			      " BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+			      NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK;
+}
+
+TEST(s3_commit_half_done_write_is_undone)
+{
+	struct env e;
+	REQUIRE(env_open(&e));
+	done_count = 0;
+	/* "poison" exists before the trigger does. */
+	struct s3commit_job first;
+	put_job(&e, &first, "bkt", "poison", "the original");
+	REQUIRE(s3commit_submit(e.c, &first) == 0);
+	REQUIRE(wait_done(1));
+	REQUIRE(first.rc == 0);
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/meta.db", e.dir);
+	REQUIRE(add_poison_trigger(path));
+
+	/* The same through the batch API: optimistic, then isolated. */
+	struct s3meta_put p = { .size = 1, .etag = "e", .owner = OWNER };
+	char vid[S3META_VID_SIZE];
+	struct s3meta_locs freed = { 0 };
+	REQUIRE(s3meta_batch_begin(e.meta, false) == 0);
+	CHECK_EQ_INT(s3meta_object_put(e.meta, "bkt", "a", &p, vid, &freed), 0);
+	CHECK(s3meta_object_put(e.meta, "bkt", "poison", &p, vid, &freed) != 0);
+	CHECK(s3meta_object_put(e.meta, "bkt", "b", &p, vid, &freed) != 0); /* the group is spoiled */
+	CHECK_EQ_INT(s3meta_batch_end(e.meta), -EAGAIN);
+	s3meta_locs_destroy(&freed);
+	struct s3meta_obj o;
+	CHECK_EQ_INT(s3meta_object_get(e.meta, "bkt", "a", NULL, &o), -S3META_ENOSUCHKEY);
+	s3meta_obj_destroy(&o);
+
+	struct s3commit_job jobs[3];
+	put_job(&e, &jobs[0], "bkt", "k1", "one");
+	put_job(&e, &jobs[1], "bkt", "poison", "replacement");
+	put_job(&e, &jobs[2], "bkt", "k2", "two");
+	s3commit_hold(e.c, true);
+	for (int i = 0; i < 3; i++)
+		REQUIRE(s3commit_submit(e.c, &jobs[i]) == 0);
+	s3commit_hold(e.c, false);
+	REQUIRE(wait_done(4));
+	CHECK_EQ_INT(jobs[0].rc, 0);
+	CHECK(jobs[1].rc != 0);
+	CHECK_EQ_INT(jobs[2].rc, 0);
+	char buf[64];
+	CHECK(read_obj(&e, "k1", buf, sizeof(buf)) && strcmp(buf, "one") == 0);
+	CHECK(read_obj(&e, "k2", buf, sizeof(buf)) && strcmp(buf, "two") == 0);
+	CHECK(read_obj(&e, "poison", buf, sizeof(buf)) && strcmp(buf, "the original") == 0);
+	CHECK(data_exists(&e, first.loc, first.loclen));
+	CHECK(!data_exists(&e, jobs[1].loc, jobs[1].loclen));
+	struct s3meta_usage u;
+	REQUIRE(s3meta_bucket_usage(e.meta, "bkt", &u) == 0);
+	CHECK_EQ_INT(u.objects, 3);
+	env_close(&e);
 }
 
 /* How much a write costs the committer in groups of 16 (no network, no
