@@ -443,16 +443,38 @@ static bool path_not_canonical(const struct s3_auth_req *req)
 /* ------------------------------------------------------------------ */
 /* Crypto                                                             */
 
-static void hmac(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32])
+static void sha256(const void *p, size_t n, uint8_t out[32])
 {
-	unsigned int len = 32;
-	if (!HMAC(EVP_sha256(), key, (int)klen, msg, mlen, out, &len))
+	if (!EVP_Digest(p, n, out, NULL, s3_cksum_md(S3_CKSUM_SHA256), NULL))
 		abort();
 }
 
-static void sha256(const void *p, size_t n, uint8_t out[32])
+/* HMAC-SHA256 (RFC 2104) on the digest fetched once. OpenSSL 3's one-shot
+ * HMAC() fetches the MAC and the digest by name and sets up parameters at
+ * every call, which cost more than the hashing of a request's signature. */
+static void hmac(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32])
 {
-	if (!EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL))
+	const EVP_MD *md = s3_cksum_md(S3_CKSUM_SHA256);
+	uint8_t k[64] = { 0 }, pad[64], inner[32];
+	if (klen > sizeof(k))
+		sha256(key, klen, k);
+	else
+		memcpy(k, key, klen);
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	if (!c)
+		abort();
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x36;
+	bool ok = EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, pad, sizeof(pad)) &&
+		  EVP_DigestUpdate(c, msg, mlen) && EVP_DigestFinal_ex(c, inner, NULL);
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x5c;
+	ok = ok && EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, pad, sizeof(pad)) &&
+	     EVP_DigestUpdate(c, inner, sizeof(inner)) && EVP_DigestFinal_ex(c, out, NULL);
+	EVP_MD_CTX_free(c);
+	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(pad, sizeof(pad));
+	if (!ok)
 		abort();
 }
 

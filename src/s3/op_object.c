@@ -318,9 +318,11 @@ static void put_end(struct s3req *r, const struct s3body_digest *d)
 		return;
 	}
 	s3_hex_encode(d->md5, 16, o->etag);
-	snprintf(o->quoted_etag, sizeof(o->quoted_etag), "%s", d->etag);
+	_Static_assert(sizeof(o->quoted_etag) == sizeof(d->etag) && sizeof(o->cksum_b64) == sizeof(d->cksum_b64),
+		       "digest strings are copied whole");
+	memcpy(o->quoted_etag, d->etag, sizeof(o->quoted_etag));
 	o->alg = d->alg;
-	snprintf(o->cksum_b64, sizeof(o->cksum_b64), "%s", d->cksum_b64);
+	memcpy(o->cksum_b64, d->cksum_b64, sizeof(o->cksum_b64));
 	struct s3commit_job *j = &o->job;
 	j->kind = S3COMMIT_PUT;
 	j->bucket = r->bucket;
