@@ -139,8 +139,11 @@ int s3meta_checkpoint(struct s3meta *m, int *wal_frames, int *done_frames);
  * its own savepoint, undone alone when it fails; a savepoint copies every
  * page it modifies, which costs about a fifth of a PUT's work here).
  *
- * A cache that a write call invalidates must be invalidated (again) after
- * s3meta_batch_end, since other threads can read the old rows until then.
+ * An optimistic group sums the bucket usage counters' changes and writes
+ * them once, in s3meta_batch_end: s3meta_bucket_usage inside the group
+ * does not see them yet. A cache that a write call invalidates must be
+ * invalidated (again) after s3meta_batch_end, since other threads can read
+ * the old rows until then.
  * One group per thread at a time; other threads' writes wait for the group
  * to end, so keep groups short. */
 int s3meta_batch_begin(struct s3meta *m, bool isolated);

@@ -460,6 +460,33 @@ TEST(s3_commit_s3meta_batch)
 	/* Ordinary calls work again afterwards, on pooled connections. */
 	CHECK_EQ_INT(s3meta_object_put(m, "bkt", "four", &p, vid, &freed), 0);
 	s3meta_locs_destroy(&freed);
+
+	/* Optimistic: usage counters summed per bucket and written at the
+	 * end; a failed call adds nothing; a bucket call inside the group is
+	 * seen by the calls after it. */
+	REQUIRE(s3meta_bucket_create(m, "two", OWNER, 0) == 0);
+	struct s3meta_put q = { .size = 100, .etag = "e", .owner = OWNER, .locator = (const uint8_t *)"L2",
+				.locator_len = 2 };
+	REQUIRE(s3meta_batch_begin(m, false) == 0);
+	CHECK_EQ_INT(s3meta_object_put(m, "two", "x", &q, vid, &freed), 0);
+	CHECK_EQ_INT(s3meta_object_put(m, "two", "y", &q, vid, &freed), 0);
+	CHECK_EQ_INT(s3meta_object_put(m, "two", "x", &q, vid, &freed), 0);        /* replaces x */
+	CHECK_EQ_INT(s3meta_object_put(m, "bkt", "five", &q, vid, &freed), 0);     /* versioned */
+	CHECK_EQ_INT(s3meta_object_put(m, "two", "", &q, vid, &freed), -S3META_EINVALIDARGUMENT);
+	CHECK_EQ_INT(s3meta_bucket_versioning_set(m, "two", S3META_VERSIONING_ENABLED), 0);
+	CHECK_EQ_INT(s3meta_object_put(m, "two", "y", &q, vid, &freed), 0);        /* now a second version */
+	CHECK(vid[0] && strcmp(vid, "null") != 0);
+	CHECK_EQ_INT(s3meta_batch_end(m), 0);
+	CHECK_EQ_INT(freed.n, 1); /* x's first data */
+	s3meta_locs_destroy(&freed);
+	REQUIRE(s3meta_bucket_usage(m, "two", &u) == 0);
+	CHECK_EQ_INT(u.objects, 2);
+	CHECK_EQ_INT(u.bytes, 200);
+	CHECK_EQ_INT(u.versions, 3);
+	CHECK_EQ_INT(u.version_bytes, 300);
+	REQUIRE(s3meta_bucket_usage(m, "bkt", &u) == 0);
+	CHECK_EQ_INT(u.versions, 4);
+	CHECK_EQ_INT(u.objects, 4);
 	s3meta_close(m);
 }
 
