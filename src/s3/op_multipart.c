@@ -20,7 +20,11 @@
  * in a `freed` list and is freed here after the metadata change committed;
  * a put whose metadata update failed frees its own fresh data.
  *
- * Threads: everything on the request's loop thread. */
+ * UploadPart(Copy) and CompleteMultipartUpload record their result through
+ * the group committer (s3/commit.h), which answers through *_committed.
+ *
+ * Threads: everything on the request's loop thread, but the metadata calls
+ * of the jobs handed to the committer. */
 #include "core/platform.h"
 #include "core/log.h"
 #include "core/util.h"

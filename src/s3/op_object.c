@@ -2,16 +2,19 @@
  * DeleteObject, CopyObject, DeleteObjects.
  *
  * Object bytes never sit whole in memory. A PUT streams the body through
- * the pipeline (digests on the way) into a data-node put and records the
- * version in the metadata service only after the data is committed, so a
- * failed or abandoned upload leaves no visible object, only garbage chunks
- * for GC. A GET streams verified pieces one at a time, with the HTTP
+ * the pipeline (digests on the way) into a data-node put; once the body is
+ * complete, the group committer (s3/commit.h) records the data and then the
+ * version, so a failed or abandoned upload leaves no visible object, only
+ * garbage chunks for GC. DeleteObject's metadata change goes through the
+ * committer as well. A GET streams verified pieces one at a time, with the HTTP
  * layer's backpressure; a piece that fails its check ends the connection
  * rather than send wrong bytes. CopyObject reads the source and writes the
  * copy synchronously on the loop thread (bounded memory, but a large copy
  * stalls that loop's other connections for its duration).
  *
- * All functions run on the request's loop thread. */
+ * All functions run on the request's loop thread; the committer runs the
+ * metadata calls of the jobs handed to it and answers through *_committed
+ * on the loop. */
 #include "core/platform.h"
 #include "core/log.h"
 #include "s3/commit.h"
