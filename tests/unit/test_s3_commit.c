@@ -295,12 +295,13 @@ TEST(s3_commit_concurrent_writers)
 
 /* datanode_put_commit_many: one transaction, but an insert that fails (an
  * object id already taken) fails only its own put. */
-TEST(s3_commit_datanode_group_isolation)
+static void datanode_group(bool sync_commit)
 {
 	struct datanode *dn;
 	struct datanode_opts o;
 	datanode_opts_default(&o);
 	o.chunk_bytes = 4096;
+	o.sync_commit = sync_commit;
 	REQUIRE(datanode_open(test_tmpdir(), 1, &o, &dn) == 0);
 	struct dn_oid taken;
 	struct datanode_put *w0;
@@ -340,6 +341,12 @@ TEST(s3_commit_datanode_group_isolation)
 	CHECK_EQ_INT(rcs[2], -SILT_ENOENT);
 	CHECK(datanode_stat(dn, &res[2].oid, &info) == -SILT_ENOENT);
 	datanode_close(dn);
+}
+
+TEST(s3_commit_datanode_group_isolation)
+{
+	datanode_group(false);
+	datanode_group(true); /* the volume fdatasynced once for the group */
 }
 
 /* The segments' accounting of inserted chunks moved from per-row triggers
