@@ -24,6 +24,10 @@
 #define GET_MAP_MIN (64 * 1024)
 /* Reconciliation handles lost chunks in batches of this many rows. */
 #define RECONCILE_BATCH 256
+/* Last chunks of a group commit appended per write. */
+#define TAIL_BATCH 128
+/* Segments a group commit accounts per pass. */
+#define ACCOUNT_SEGS 16
 
 void datanode_opts_default(struct datanode_opts *o)
 {
@@ -389,6 +393,7 @@ int datanode_open(const char *dir, unsigned nstreams, const struct datanode_opts
 	dn->opts = *opts;
 	dn->nstreams = nstreams;
 	pthread_mutex_init(&dn->gc_mu, NULL);
+	pthread_mutex_init(&dn->commit_mu, NULL);
 	if (getrandom(&dn->oid_hi, sizeof(dn->oid_hi), 0) != (ssize_t)sizeof(dn->oid_hi)) {
 		rc = -errno;
 		goto fail;
@@ -436,7 +441,10 @@ void datanode_close(struct datanode *dn)
 		return;
 	for (size_t i = 0; i < DN_NSTREAM_IDS; i++)
 		stream_close(dn->streams[i]);
+	if (dn->commit_conn)
+		dnmeta_conn_put(dn->commit_conn);
 	dnmeta_close(dn->meta);
+	pthread_mutex_destroy(&dn->commit_mu);
 	pthread_mutex_destroy(&dn->gc_mu);
 	free(dn->dir);
 	free(dn);
@@ -467,6 +475,8 @@ struct datanode_put {
 	size_t caplocs;
 	int64_t time_ms;
 	int err;
+	bool sealed;
+	uint32_t tail_crc; /* of the buffered last chunk, once sealed */
 	struct dn_inflight fl;
 };
 
@@ -520,6 +530,8 @@ int datanode_put_write(struct datanode_put *w, const void *data, size_t len)
 
 	if (w->err)
 		return w->err;
+	if (w->sealed)
+		return w->err = -SILT_EINVAL;
 	if (len > w->dn->opts.max_object_bytes - w->size)
 		return w->err = -SILT_ETOOBIG;
 	w->size += len;
@@ -564,45 +576,251 @@ static void put_free(struct datanode_put *w)
 	free(w);
 }
 
-int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info)
+int datanode_put_seal(struct datanode_put *w)
 {
-	struct datanode *dn = w->dn;
-	struct dnconn *c = NULL;
-	int rc = w->err;
+	if (w->err == 0 && !w->sealed && w->fill > 0)
+		w->tail_crc = crc32c(0, w->buf, w->fill);
+	w->sealed = true;
+	return w->err;
+}
 
-	if (rc == 0 && w->fill > 0) {
-		rc = put_chunk(w, w->buf, (uint32_t)w->fill);
-		w->fill = 0;
+/* Appends the buffered last chunks of n sealed puts of one stream with one
+ * write: consecutive entries (seqs end..end+n-1) in the active segment.
+ * A failure fails every put of the call. */
+static int append_tails(struct dn_stream *st, struct datanode_put *const *w, size_t n)
+{
+	struct iovec iov[2 * TAIL_BATCH];
+	uint8_t hdr[TAIL_BATCH][DNCHUNK_HDR];
+	struct seglog_seg_info si;
+	int iovcnt = 0, rc = 0;
+	int64_t max_time = 0;
+
+	pthread_mutex_lock(&st->mu);
+	int64_t seq0 = seglog_end_offset(st->log);
+	for (size_t i = 0; i < n; i++) {
+		struct dnchunk_hdr h = { seq0 + (int64_t)i, w[i]->oid, w[i]->nchunks, (uint32_t)w[i]->fill,
+					 w[i]->time_ms, w[i]->tail_crc };
+		dnchunk_encode(hdr[i], &h);
+		iov[iovcnt++] = (struct iovec){ hdr[i], DNCHUNK_HDR };
+		iov[iovcnt++] = (struct iovec){ w[i]->buf, w[i]->fill };
+		max_time = SILT_MAX(max_time, w[i]->time_ms);
 	}
-	if (rc == 0 && dn->opts.sync_commit && w->nchunks > 0)
-		rc = seglog_flush(w->st->log, NULL);
+	rc = seglog_append(st->log, iov, iovcnt, seq0 + (int64_t)n - 1, max_time);
+	/* This mutex orders every append to the volume, so the entries are the
+	 * last ones of the segment holding their seqs. */
+	if (rc == 0)
+		rc = seglog_segment_of(st->log, seq0, &si);
+	if (rc == 0) {
+		uint64_t end = si.size;
+		for (size_t i = n; i-- > 0;) {
+			struct datanode_put *p = w[i];
+			uint32_t len = (uint32_t)p->fill;
+			end -= DNCHUNK_HDR + len;
+			struct dnloc loc = { st->id, si.base, seq0 + (int64_t)i, end, len, p->tail_crc };
+			if (p->fl.first_seq == INT64_MAX) {
+				p->fl.first_seq = loc.seq;
+				p->fl.prev = NULL;
+				p->fl.next = st->inflight;
+				if (st->inflight)
+					st->inflight->prev = &p->fl;
+				st->inflight = &p->fl;
+			}
+			if (p->nchunks == p->caplocs) {
+				p->caplocs = p->caplocs ? p->caplocs * 2 : 4;
+				p->locs = xrealloc(p->locs, p->caplocs * sizeof(*p->locs));
+			}
+			p->locs[p->nchunks++] = loc;
+			p->fill = 0;
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
 	if (rc)
-		goto out;
+		log_error(SUB, "appending %zu chunks to volume %u failed: %s", n, st->id, silt_strerror(rc));
+	return rc;
+}
 
-	struct dnmeta_obj o = { w->size, w->chunk_bytes, w->nchunks, now_ms() };
-	c = dnmeta_conn_get(dn->meta);
-	if ((rc = dnmeta_begin(c, false)) != 0)
-		goto out;
-	rc = dnmeta_obj_insert(c, &w->oid, &o, w->nchunks ? &w->locs[0] : NULL);
+/* Appends every sealed put's buffered last chunk, one write per stream and
+ * at most TAIL_BATCH chunks or about a quarter segment per write. */
+static void append_all_tails(struct datanode *dn, struct datanode_put *const *w, size_t n,
+			     struct datanode_put_result *res)
+{
+	struct datanode_put *batch[TAIL_BATCH];
+	size_t idx[TAIL_BATCH];
+	bool *done = xcalloc(n ? n : 1, sizeof(*done));
+	uint64_t cap = SILT_MAX(dn->opts.segment_bytes / 4, (uint64_t)dn->opts.chunk_bytes + DNCHUNK_HDR);
+	for (size_t i = 0; i < n; i++) {
+		if (done[i] || res[i].rc || w[i]->fill == 0)
+			continue;
+		struct dn_stream *st = w[i]->st;
+		size_t k = 0;
+		uint64_t bytes = 0;
+		for (size_t j = i; j < n && k < TAIL_BATCH; j++) {
+			if (done[j] || res[j].rc || w[j]->fill == 0 || w[j]->st != st)
+				continue;
+			uint64_t b = DNCHUNK_HDR + w[j]->fill;
+			if (k > 0 && bytes + b > cap)
+				break;
+			if (w[j]->nchunks == UINT32_MAX) {
+				res[j].rc = -SILT_ETOOBIG;
+				continue;
+			}
+			bytes += b;
+			batch[k] = w[j];
+			idx[k++] = j;
+			done[j] = true;
+		}
+		if (k == 0)
+			continue;
+		/* Puts of this stream left out (over the cap) get their own
+		 * write when the loop reaches them. */
+		int rc = append_tails(st, batch, k);
+		for (size_t m = 0; m < k && rc; m++)
+			res[idx[m]].rc = w[idx[m]]->err = rc;
+	}
+	free(done);
+}
+
+/* Records one sealed put in the open transaction, in its own savepoint
+ * when it takes several statements (one statement is undone by SQLite
+ * itself when it fails, its triggers' changes included). */
+static int put_record(struct dnconn *c, struct datanode_put *w, int64_t ctime_ms)
+{
+	struct dnmeta_obj o = { w->size, w->chunk_bytes, w->nchunks, ctime_ms };
+	const struct dnloc *loc0 = w->nchunks ? &w->locs[0] : NULL;
+	if (w->nchunks <= 1)
+		return dnmeta_obj_insert(c, &w->oid, &o, loc0);
+	int rc = dnmeta_savepoint(c);
+	if (rc)
+		return rc;
+	rc = dnmeta_obj_insert(c, &w->oid, &o, loc0);
 	for (uint32_t i = 1; rc == 0 && i < w->nchunks; i++)
 		rc = dnmeta_chunk_insert(c, &w->oid, i, &w->locs[i]);
-	if (rc)
-		dnmeta_rollback(c);
-	else
-		rc = dnmeta_commit(c);
-	if (rc == 0) {
-		if (oid)
-			*oid = w->oid;
-		if (info)
-			info_fill(info, &o, w->nchunks ? &w->locs[0] : NULL);
+	return dnmeta_release(c, rc);
+}
+
+/* The segments' accounting for the chunks of the recorded puts (res[i].rc
+ * == 0), one row update per segment. */
+static int account(struct dnconn *c, struct datanode_put *const *w, size_t n,
+		   const struct datanode_put_result *res)
+{
+	struct dnmeta_seg acc[ACCOUNT_SEGS];
+	size_t nacc = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (res[i].rc)
+			continue;
+		for (uint32_t k = 0; k < w[i]->nchunks && rc == 0; k++) {
+			const struct dnloc *l = &w[i]->locs[k];
+			uint64_t bytes = (uint64_t)DNCHUNK_HDR + l->len;
+			size_t a = 0;
+			while (a < nacc && (acc[a].stream != l->stream || acc[a].seg != l->seg))
+				a++;
+			if (a == nacc) {
+				if (nacc == ACCOUNT_SEGS) {
+					/* Full: write what we have, start again. */
+					for (size_t b = 0; b < nacc && rc == 0; b++)
+						rc = dnmeta_seg_add(c, acc[b].stream, acc[b].seg, acc[b].live_bytes,
+								    acc[b].live_chunks, acc[b].max_end);
+					nacc = a = 0;
+				}
+				acc[nacc++] = (struct dnmeta_seg){ l->stream, l->seg, 0, 0, 0 };
+			}
+			acc[a].live_bytes += bytes;
+			acc[a].live_chunks++;
+			acc[a].max_end = SILT_MAX(acc[a].max_end, l->pos + bytes);
+		}
 	}
+	for (size_t b = 0; b < nacc && rc == 0; b++)
+		rc = dnmeta_seg_add(c, acc[b].stream, acc[b].seg, acc[b].live_bytes, acc[b].live_chunks,
+				    acc[b].max_end);
+	return rc;
+}
+
+void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w, size_t n,
+			      struct datanode_put_result *res)
+{
+	struct dnconn *c = NULL;
+	int64_t ctime = now_ms();
+	int rc = 0;
+	size_t live = 0;
+
+	for (size_t i = 0; i < n; i++)
+		res[i] = (struct datanode_put_result){ .rc = datanode_put_seal(w[i]), .oid = w[i]->oid };
+	/* The last chunks, still in the puts' buffers: one write per volume
+	 * for the whole group. */
+	append_all_tails(dn, w, n, res);
+	for (size_t i = 0; i < n; i++)
+		live += res[i].rc == 0;
+	if (live == 0)
+		goto out;
+	/* With sync_commit the chunks reach the disk before the rows that
+	 * point at them: one fdatasync per volume for the whole group. */
+	if (dn->opts.sync_commit) {
+		for (size_t i = 0; i < n; i++) {
+			if (res[i].rc || w[i]->nchunks == 0)
+				continue;
+			bool seen = false;
+			for (size_t j = 0; j < i && !seen; j++)
+				seen = res[j].rc == 0 && w[j]->nchunks > 0 && w[j]->st == w[i]->st;
+			if (!seen && (rc = seglog_flush(w[i]->st->log, NULL)) != 0)
+				goto fail_all;
+		}
+	}
+	pthread_mutex_lock(&dn->commit_mu);
+	if (!dn->commit_conn)
+		dn->commit_conn = dnmeta_conn_get(dn->meta);
+	c = dn->commit_conn;
+	if ((rc = dnmeta_begin(c, false)) != 0)
+		goto fail_all;
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].rc)
+			continue;
+		res[i].rc = put_record(c, w[i], ctime);
+		if (!dnmeta_in_txn(c)) {
+			/* SQLite dropped the whole transaction: nothing of the
+			 * group is recorded. */
+			rc = res[i].rc ? res[i].rc : -EIO;
+			dnmeta_rollback(c);
+			goto fail_all;
+		}
+	}
+	if ((rc = account(c, w, n, res)) != 0) {
+		dnmeta_rollback(c);
+		goto fail_all;
+	}
+	if ((rc = dnmeta_commit(c)) != 0)
+		goto fail_all;
+	for (size_t i = 0; i < n; i++) {
+		if (res[i].rc == 0) {
+			struct dnmeta_obj o = { w[i]->size, w[i]->chunk_bytes, w[i]->nchunks, ctime };
+			info_fill(&res[i].info, &o, w[i]->nchunks ? &w[i]->locs[0] : NULL);
+		}
+	}
+	goto out;
+fail_all:
+	for (size_t i = 0; i < n; i++)
+		if (res[i].rc == 0)
+			res[i].rc = rc;
 out:
 	if (c)
-		dnmeta_conn_put(c);
+		pthread_mutex_unlock(&dn->commit_mu);
 	/* Only now may GC collect the segments these chunks sit in: the rows
 	 * that keep them live are committed (or the chunks are garbage). */
-	put_free(w);
-	return rc;
+	for (size_t i = 0; i < n; i++)
+		put_free(w[i]);
+}
+
+int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info)
+{
+	struct datanode_put_result res;
+	datanode_put_commit_many(w->dn, &w, 1, &res);
+	if (res.rc == 0) {
+		if (oid)
+			*oid = res.oid;
+		if (info)
+			*info = res.info;
+	}
+	return res.rc;
 }
 
 void datanode_put_abort(struct datanode_put *w)
@@ -977,17 +1195,38 @@ int datanode_read(struct datanode *dn, const struct dn_oid *oid, uint64_t off, v
 
 int datanode_delete(struct datanode *dn, const struct dn_oid *oid)
 {
+	int rc;
+	int ret = datanode_delete_many(dn, oid, 1, &rc);
+	return ret ? ret : rc;
+}
+
+int datanode_delete_many(struct datanode *dn, const struct dn_oid *oids, size_t n, int *rcs)
+{
 	struct dnconn *c = dnmeta_conn_get(dn->meta);
 	int rc = dnmeta_begin(c, false);
 	if (rc == 0) {
-		rc = dnmeta_obj_delete(c, oid);
-		if (rc)
-			dnmeta_rollback(c);
-		else
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			if ((rc = dnmeta_savepoint(c)) != 0)
+				break;
+			rcs[i] = dnmeta_release(c, dnmeta_obj_delete(c, &oids[i]));
+			if (!dnmeta_in_txn(c))
+				rc = rcs[i] ? rcs[i] : -EIO;
+		}
+		if (rc == 0)
 			rc = dnmeta_commit(c);
+		else
+			dnmeta_rollback(c);
 	}
 	dnmeta_conn_put(c);
+	if (rc)
+		for (size_t i = 0; i < n; i++)
+			rcs[i] = rc;
 	return rc;
+}
+
+int datanode_checkpoint(struct datanode *dn, int *wal_frames, int *done_frames)
+{
+	return dnmeta_checkpoint(dn->meta, wal_frames, done_frames);
 }
 
 int datanode_space(struct datanode *dn, uint64_t *used, uint64_t *reclaimable)

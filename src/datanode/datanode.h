@@ -29,9 +29,11 @@
  * 1 MiB chunks: 200 KiB); a GET holds one chunk; GC holds a 1 MiB window.
  *
  * Write order and durability: a put appends its chunks to its stream's
- * volume as they fill (memory stays at one chunk), and commit inserts the
- * object and all its chunk locations in ONE SQLite transaction after the
- * last chunk is appended. A crash before commit leaves no object, only
+ * volume as they fill (memory stays at one chunk); commit appends the last
+ * one and inserts the object and all its chunk locations in ONE SQLite
+ * transaction after it. Commits are grouped (datanode_put_commit_many): the
+ * last chunks of a group go to each volume with one write, and the whole
+ * group's rows with one transaction. A crash before commit leaves no object, only
  * unreferenced chunks (garbage, reclaimed by GC). When commit returns, the
  * chunks are in the page cache and the transaction is in the WAL (written,
  * synchronous=NORMAL): the object survives kill -9 of the process. Against
@@ -147,8 +149,32 @@ int datanode_put_begin(struct datanode *dn, unsigned stream, const struct dn_oid
  * error the put can only be aborted. */
 int datanode_put_write(struct datanode_put *w, const void *data, size_t len);
 /* Appends the last chunk and records the object; frees w in every case.
- * oid and info may be NULL. */
+ * oid and info may be NULL. (datanode_put_commit_many of one put.) */
 int datanode_put_commit(struct datanode_put *w, struct dn_oid *oid, struct datanode_obj_info *info);
+
+/* Ends the put's data: the last chunk (still in the put's buffer) gets its
+ * CRC, and the put now only waits for datanode_put_commit_many or
+ * datanode_put_abort; further writes fail. Returns the put's error, if any
+ * (the commit then reports it again). No I/O: the commit appends the last
+ * chunks of a whole group with one write per volume. */
+int datanode_put_seal(struct datanode_put *w);
+
+struct datanode_put_result {
+	int rc; /* 0: recorded */
+	struct dn_oid oid;
+	struct datanode_obj_info info;
+};
+
+/* Group commit: seals every put (if not yet), appends the last chunks
+ * (one write per volume), and records all the puts in ONE SQLite
+ * transaction, each in its own savepoint, so an insert that fails (an id
+ * already taken) fails only its own put. An error of the transaction
+ * itself (commit, I/O, disk full) or of a volume write fails every put it
+ * concerns. With sync_commit every volume written to is fdatasynced once
+ * for the group. res[i] is put i's result. Frees every w[i]. The puts may
+ * come from any streams and threads; the caller must own them all now. */
+void datanode_put_commit_many(struct datanode *dn, struct datanode_put *const *w, size_t n,
+			      struct datanode_put_result *res);
 /* Drops the put; chunks already appended become garbage. Frees w. */
 void datanode_put_abort(struct datanode_put *w);
 /* Bytes of data buffer the put holds now (tests: never above chunk_bytes). */
@@ -216,6 +242,17 @@ int datanode_read(struct datanode *dn, const struct dn_oid *oid, uint64_t off, v
 /* Removes the object's locations (its bytes become garbage). -SILT_ENOENT
  * if there is no such object. */
 int datanode_delete(struct datanode *dn, const struct dn_oid *oid);
+/* The same for n objects in one SQLite transaction: rcs[i] per object
+ * (0 or -SILT_ENOENT); a failure of the transaction itself is returned and
+ * copied to every rcs[i] (then nothing was deleted). */
+int datanode_delete_many(struct datanode *dn, const struct dn_oid *oids, size_t n, int *rcs);
+
+/* Copies the SQLite WAL into the database (PASSIVE). SQLite's automatic
+ * checkpoint, which would run inside a commit and stall it for its
+ * fsyncs, is only a backstop at 64 MiB of WAL: a server calls this from a
+ * background thread every few hundred milliseconds. The WAL's length and
+ * how much of it is checkpointed, in frames, as dnmeta_checkpoint. */
+int datanode_checkpoint(struct datanode *dn, int *wal_frames, int *done_frames);
 
 /* ---- space and GC ---- */
 

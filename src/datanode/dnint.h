@@ -36,6 +36,10 @@ struct datanode {
 	unsigned nstreams;
 	struct dn_stream *streams[DN_NSTREAM_IDS];
 	struct dnmeta *meta;
+	/* Group commits (datanode_put_commit_many) use one connection of
+	 * their own, so that its page cache stays warm between groups. */
+	pthread_mutex_t commit_mu;
+	struct dnconn *commit_conn;
 	pthread_mutex_t gc_mu;
 	uint64_t oid_hi;
 	atomic_uint_fast64_t oid_lo;

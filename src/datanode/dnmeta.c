@@ -8,10 +8,12 @@
 #include <sqlite3.h>
 
 #define SUB "datanode"
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define STR_(x) #x
 #define STR(x) STR_(x)
 #define HDR STR(DNCHUNK_HDR)
+/* The automatic checkpoint's threshold (pages): a backstop only, see conn_new. */
+#define DNMETA_AUTOCKPT_PAGES 16384
 
 /* Chunk header size is spelled into the triggers; keep them in step. */
 _Static_assert(DNCHUNK_HDR == 56, "update the trigger SQL");
@@ -25,9 +27,10 @@ _Static_assert(DNCHUNK_HDR == 56, "update the trigger SQL");
 #define SEG_SUB(R)                                                                  \
 	" UPDATE segments SET live_bytes = live_bytes - " R ".len - " HDR ","       \
 	"  live_chunks = live_chunks - 1 WHERE stream = " R ".stream AND seg = " R ".seg;"
+/* Inserts are accounted by the writer (dnmeta_seg_add), once per segment
+ * and group commit instead of once per row: a trigger per inserted row
+ * cost as much as the rest of a small put's data-node work. */
 #define LOC_TRIGGERS(T)                                                                       \
-	"CREATE TRIGGER IF NOT EXISTS " T "_ins AFTER INSERT ON " T                           \
-	" WHEN NEW.stream IS NOT NULL BEGIN" SEG_ADD("NEW") " END;"                          \
 	"CREATE TRIGGER IF NOT EXISTS " T "_del AFTER DELETE ON " T                           \
 	" WHEN OLD.stream IS NOT NULL BEGIN" SEG_SUB("OLD") " END;"                          \
 	"CREATE TRIGGER IF NOT EXISTS " T "_move AFTER UPDATE OF stream, seg, pos ON " T      \
@@ -54,6 +57,9 @@ enum {
 	S_BEGIN,
 	S_COMMIT,
 	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
 	S_OBJ_INS,
 	S_OBJ_GET,
 	S_OBJ_DEL,
@@ -69,6 +75,7 @@ enum {
 	S_SEG_LIST,
 	S_SEG_DEL,
 	S_SEG_MAXEND,
+	S_SEG_ADD,
 	S_COUNT
 };
 
@@ -81,6 +88,9 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT one",
+	[S_RELEASE] = "RELEASE one",
+	[S_ROLLBACK_TO] = "ROLLBACK TO one",
 	[S_OBJ_INS] = "INSERT INTO objects(oid, size, chunk_bytes, nchunks, ctime, " LOC_COLS ")"
 		      " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
 	[S_OBJ_GET] = "SELECT size, chunk_bytes, nchunks, ctime, " LOC_COLS
@@ -101,6 +111,10 @@ static const char *const stmt_sql[S_COUNT] = {
 		       " ORDER BY stream, seg",
 	[S_SEG_DEL] = "DELETE FROM segments WHERE stream = ? AND seg = ? AND live_chunks = 0",
 	[S_SEG_MAXEND] = "UPDATE segments SET max_end = ? WHERE stream = ? AND seg = ?",
+	[S_SEG_ADD] = "INSERT INTO segments(stream, seg, live_bytes, live_chunks, max_end) VALUES(?,?,?,?,?)"
+		      " ON CONFLICT(stream, seg) DO UPDATE SET live_bytes = live_bytes + excluded.live_bytes,"
+		      " live_chunks = live_chunks + excluded.live_chunks,"
+		      " max_end = max(max_end, excluded.max_end)",
 };
 
 struct dnconn {
@@ -178,6 +192,13 @@ static int conn_new(struct dnmeta *m, struct dnconn **out)
 	sqlite3_busy_timeout(c->db, 10000);
 	if ((rc = exec(c->db, m->sync_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL")))
 		goto fail;
+	/* Checkpoints belong to dnmeta_checkpoint, called from a background
+	 * thread: SQLite's automatic one would run inside whichever commit
+	 * crosses the threshold and stall it for the checkpoint's fsyncs. The
+	 * automatic checkpoint stays only as a backstop far above what the
+	 * background thread lets the WAL grow to. */
+	if ((rc = exec(c->db, "PRAGMA wal_autocheckpoint=" STR(DNMETA_AUTOCKPT_PAGES))))
+		goto fail;
 	for (int i = 0; i < S_COUNT; i++) {
 		int r = sqlite3_prepare_v3(c->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->st[i],
 					   NULL);
@@ -221,7 +242,7 @@ int dnmeta_open(const char *path, bool sync_full, struct dnmeta **out)
 			version = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
 	}
-	if (version != 0 && version != SCHEMA_VERSION) {
+	if (version != 0 && version != 1 && version != SCHEMA_VERSION) {
 		log_error(SUB, "%s: schema version %d, this build knows %d", path, version,
 			  SCHEMA_VERSION);
 		rc = -SILT_EINVAL;
@@ -229,7 +250,10 @@ int dnmeta_open(const char *path, bool sync_full, struct dnmeta **out)
 	}
 	if ((rc = exec(db, "BEGIN IMMEDIATE")) != 0)
 		goto out;
-	if ((rc = exec(db, schema_sql)) != 0 || (rc = exec(db, "COMMIT")) != 0) {
+	/* Version 1 accounted inserts with triggers; from 2 the writer does. */
+	if ((version == 1 && (rc = exec(db, "DROP TRIGGER IF EXISTS objects_ins;"
+					   " DROP TRIGGER IF EXISTS chunks_ins;")) != 0) ||
+	    (rc = exec(db, schema_sql)) != 0 || (rc = exec(db, "COMMIT")) != 0) {
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 		goto out;
 	}
@@ -370,6 +394,47 @@ void dnmeta_rollback(struct dnconn *c)
 	end_txn(c);
 }
 
+int dnmeta_savepoint(struct dnconn *c)
+{
+	if (sqlite3_get_autocommit(c->db))
+		return -EIO; /* the transaction is gone (SQLite rolled it back) */
+	return run(c, stmt(c, S_SAVEPOINT), "savepoint");
+}
+
+int dnmeta_release(struct dnconn *c, int rc)
+{
+	if (rc == 0)
+		rc = run(c, stmt(c, S_RELEASE), "release");
+	if (rc && !sqlite3_get_autocommit(c->db)) {
+		/* ROLLBACK TO keeps the savepoint open: release it too. */
+		run(c, stmt(c, S_ROLLBACK_TO), "rollback to savepoint");
+		run(c, stmt(c, S_RELEASE), "release");
+	}
+	return rc;
+}
+
+bool dnmeta_in_txn(struct dnconn *c)
+{
+	return !sqlite3_get_autocommit(c->db);
+}
+
+int dnmeta_checkpoint(struct dnmeta *m, int *wal_frames, int *done_frames)
+{
+	struct dnconn *c = dnmeta_conn_get(m);
+	int nlog = 0, nckpt = 0;
+	int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+	int ret = 0;
+	/* BUSY: another checkpoint is running, which is as good. */
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		ret = db_err(c->db, rc, "checkpoint");
+	dnmeta_conn_put(c);
+	if (wal_frames)
+		*wal_frames = SILT_MAX(nlog, 0);
+	if (done_frames)
+		*done_frames = SILT_MAX(nckpt, 0);
+	return ret;
+}
+
 /* ---- rows ------------------------------------------------------------------- */
 
 static void bind_loc(sqlite3_stmt *st, int i, const struct dnloc *l)
@@ -479,6 +544,18 @@ int dnmeta_seg_forget(struct dnconn *c, uint32_t stream, int64_t seg)
 	bind_i64(st, 1, stream);
 	bind_i64(st, 2, seg);
 	return run(c, st, "forget segment");
+}
+
+int dnmeta_seg_add(struct dnconn *c, uint32_t stream, int64_t seg, uint64_t bytes, uint64_t chunks,
+		   uint64_t max_end)
+{
+	sqlite3_stmt *st = stmt(c, S_SEG_ADD);
+	bind_i64(st, 1, stream);
+	bind_i64(st, 2, seg);
+	bind_i64(st, 3, (int64_t)bytes);
+	bind_i64(st, 4, (int64_t)chunks);
+	bind_i64(st, 5, (int64_t)max_end);
+	return run(c, st, "account segment");
 }
 
 int dnmeta_seg_set_max_end(struct dnconn *c, uint32_t stream, int64_t seg, uint64_t max_end)

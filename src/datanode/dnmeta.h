@@ -9,9 +9,11 @@
  *   chunks(oid, idx, stream, seg, seq, pos, len, crc; PK(oid, idx))
  *                                              chunks 1.. of larger objects
  *   segments(stream, seg, live_bytes, live_chunks, max_end; PK(stream, seg))
- *       maintained by triggers on both tables (insert, delete, move), so
- *       the accounting changes in the same transaction as the locations;
- *       max_end is the highest end of any chunk ever recorded there
+ *       maintained in the same transaction as the locations: deletes and
+ *       moves by triggers on both tables, inserts by the writer
+ *       (dnmeta_seg_add once per segment and group commit: a trigger per
+ *       inserted row cost as much as the rest of a small put); max_end is
+ *       the highest end of any chunk ever recorded there
  *
  * `stream` names the volume (seglog), `seg` is the segment's base offset,
  * `seq` the entry's offset in the volume, `pos` the entry's byte position in
@@ -87,8 +89,29 @@ int dnmeta_begin(struct dnconn *c, bool durable);
 int dnmeta_commit(struct dnconn *c);
 void dnmeta_rollback(struct dnconn *c);
 
+/* Inside a write transaction, one unit of several that commit together
+ * (group commit): dnmeta_savepoint opens it; dnmeta_release(c, rc) keeps
+ * its changes when rc == 0, else undoes them (and only them), and returns
+ * rc or the release's own error. Savepoints do not nest here. Should
+ * SQLite have rolled the whole transaction back after an error (disk full,
+ * I/O error), dnmeta_in_txn turns false and every unit of it is lost:
+ * dnmeta_savepoint then fails and the caller must fail the whole group. */
+int dnmeta_savepoint(struct dnconn *c);
+int dnmeta_release(struct dnconn *c, int rc);
+bool dnmeta_in_txn(struct dnconn *c);
+
+/* Copies the WAL into the database file (PASSIVE: never waits for
+ * readers or writers). The automatic checkpoint only runs as a backstop
+ * when the WAL reaches 64 MiB, so a long-running process calls this from a
+ * background thread every few hundred milliseconds. *wal_frames (may be
+ * NULL) gets the WAL's length in frames -- it starts over only when a
+ * writer finds it entirely checkpointed -- and *done_frames how many of
+ * them are now in the database file. Any thread. */
+int dnmeta_checkpoint(struct dnmeta *m, int *wal_frames, int *done_frames);
+
 /* In a write transaction. loc0 is chunk 0 (NULL for a 0-byte object).
- * -SILT_EEXIST if the id is taken. */
+ * -SILT_EEXIST if the id is taken. The caller accounts the chunks it
+ * inserts with dnmeta_seg_add before it commits. */
 int dnmeta_obj_insert(struct dnconn *c, const struct dn_oid *oid, const struct dnmeta_obj *o,
 		      const struct dnloc *loc0);
 /* Chunks 1.. (chunk 0 goes with the object). */
@@ -99,6 +122,10 @@ int dnmeta_obj_delete(struct dnconn *c, const struct dn_oid *oid);
 /* Moves a chunk if it is still at `from`; *moved says whether it was. */
 int dnmeta_chunk_move(struct dnconn *c, const struct dn_oid *oid, uint32_t index,
 		      const struct dnloc *from, const struct dnloc *to, bool *moved);
+/* Adds inserted chunks to a segment's accounting: bytes (whole entries,
+ * header included), chunks, and the highest entry end among them. */
+int dnmeta_seg_add(struct dnconn *c, uint32_t stream, int64_t seg, uint64_t bytes, uint64_t chunks,
+		   uint64_t max_end);
 /* Forgets the accounting row of a segment that holds no live chunk. */
 int dnmeta_seg_forget(struct dnconn *c, uint32_t stream, int64_t seg);
 

@@ -447,10 +447,9 @@ static bool path_not_canonical(const struct s3_auth_req *req)
 /* OpenSSL 3's one-shot HMAC() and EVP_Digest(EVP_sha256()) look the
  * algorithm up in the provider store on every call (a global rwlock both
  * loop threads take per request, and a dozen small allocations). SHA-256
- * is fetched once instead, each thread keeps one digest context, and the
+ * is fetched once (s3_cksum_md), each thread keeps one digest context, and the
  * HMAC is built on it (RFC 2104: H(K^opad || H(K^ipad || m))). */
 static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-static EVP_MD *md_sha256;
 static pthread_key_t md_key;
 
 static void md_ctx_free(void *p)
@@ -460,8 +459,7 @@ static void md_ctx_free(void *p)
 
 static void md_init(void)
 {
-	md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	if (!md_sha256 || pthread_key_create(&md_key, md_ctx_free) != 0)
+	if (pthread_key_create(&md_key, md_ctx_free) != 0)
 		abort();
 }
 
@@ -478,7 +476,7 @@ static EVP_MD_CTX *md_ctx(void)
 
 static void sha256_2(EVP_MD_CTX *c, const void *a, size_t an, const void *b, size_t bn, uint8_t out[32])
 {
-	if (!EVP_DigestInit_ex(c, md_sha256, NULL) || !EVP_DigestUpdate(c, a, an) ||
+	if (!EVP_DigestInit_ex(c, s3_cksum_md(S3_CKSUM_SHA256), NULL) || !EVP_DigestUpdate(c, a, an) ||
 	    (bn && !EVP_DigestUpdate(c, b, bn)) || !EVP_DigestFinal_ex(c, out, NULL))
 		abort();
 }

@@ -54,18 +54,39 @@ uint64_t s3_crc64nvme(uint64_t crc, const void *p, size_t n)
 	return ~crc;
 }
 
-static const EVP_MD *alg_md(enum s3_cksum_alg alg)
+/* OpenSSL 3 looks an algorithm up by name (provider query, locks) at every
+ * EVP_DigestInit_ex with EVP_md5() & co.; implementations fetched once
+ * skip that on every request. */
+static EVP_MD *g_md5, *g_sha1, *g_sha256;
+
+static void fetch_mds(void)
 {
+	g_md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+	g_sha1 = EVP_MD_fetch(NULL, "SHA1", NULL);
+	g_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (!g_md5 || !g_sha1 || !g_sha256)
+		abort(); /* the default provider has them */
+}
+
+const void *s3_cksum_md(enum s3_cksum_alg alg)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, fetch_mds);
 	switch (alg) {
 	case S3_CKSUM_SHA1:
-		return EVP_sha1();
+		return g_sha1;
 	case S3_CKSUM_SHA256:
-		return EVP_sha256();
+		return g_sha256;
 	case S3_CKSUM_MD5:
-		return EVP_md5();
+		return g_md5;
 	default:
 		return NULL;
 	}
+}
+
+static const EVP_MD *alg_md(enum s3_cksum_alg alg)
+{
+	return s3_cksum_md(alg);
 }
 
 size_t s3_cksum_digest_len(enum s3_cksum_alg alg)

@@ -37,6 +37,11 @@ struct s3_cksum {
 	void *md; /* EVP_MD_CTX for the hash algorithms */
 };
 
+/* The OpenSSL digest (const EVP_MD *) of a hash algorithm, fetched once per
+ * process (OpenSSL 3 would look it up by name at every use of EVP_md5()
+ * and friends); NULL for the CRCs. Any thread. */
+const void *s3_cksum_md(enum s3_cksum_alg alg);
+
 /* 0, or -SILT_EINVAL for S3_CKSUM_NONE/unknown. Pair with s3_cksum_destroy. */
 int s3_cksum_init(struct s3_cksum *c, enum s3_cksum_alg alg);
 void s3_cksum_update(struct s3_cksum *c, const void *p, size_t n);

@@ -67,7 +67,7 @@ int s3_chunked_init(struct s3_chunked *d, const struct s3_chunked_cfg *cfg)
 	}
 	if (d->signed_trailer) {
 		d->tsha = EVP_MD_CTX_new();
-		if (!d->tsha || !EVP_DigestInit_ex(d->tsha, EVP_sha256(), NULL))
+		if (!d->tsha || !EVP_DigestInit_ex(d->tsha, s3_cksum_md(S3_CKSUM_SHA256), NULL))
 			abort();
 	}
 	d->decoded_length = cfg->decoded_length;
@@ -173,7 +173,7 @@ static int size_line(struct s3_chunked *d, const char *s, size_t n)
 	if (size > UINT64_MAX - d->total ||
 	    (d->decoded_length >= 0 && d->total + size > (uint64_t)d->decoded_length))
 		return fail(d, S3_CHUNKED_E_LENGTH, "body longer than x-amz-decoded-content-length");
-	if (d->signed_chunks && !EVP_DigestInit_ex(d->sha, EVP_sha256(), NULL))
+	if (d->signed_chunks && !EVP_DigestInit_ex(d->sha, s3_cksum_md(S3_CKSUM_SHA256), NULL))
 		abort();
 	if (size > 0) {
 		d->chunk_left = size;

@@ -20,10 +20,15 @@
  * in a `freed` list and is freed here after the metadata change committed;
  * a put whose metadata update failed frees its own fresh data.
  *
- * Threads: everything on the request's loop thread. */
+ * UploadPart(Copy) and CompleteMultipartUpload record their result through
+ * the group committer (s3/commit.h), which answers through *_committed.
+ *
+ * Threads: everything on the request's loop thread, but the metadata calls
+ * of the jobs handed to the committer. */
 #include "core/platform.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "s3/commit.h"
 #include "s3/route.h"
 #include "s3/service.h"
 
@@ -199,6 +204,12 @@ struct part_op {
 	int64_t size, done;
 	const char *src_version;         /* x-amz-copy-source-version-id, or NULL */
 	bool aborted;
+	/* The group commit: the part's MD5 (hex) and checksum for the answer. */
+	struct s3commit_job job;
+	char hex[33];
+	char ck_b64[S3_CKSUM_B64_MAX];   /* the checksum kept with the part */
+	enum s3_cksum_alg alg;           /* UploadPart: the body's checksum... */
+	char resp_ck[64];                /* ...and its value, for the answer */
 };
 
 static void part_op_free(struct s3req *r)
@@ -237,43 +248,61 @@ static int part_data(struct s3req *r, const uint8_t *p, size_t n)
 	return 0;
 }
 
-/* Commits the put and records the part; answers errors itself. On success
- * the response headers (ETag, checksum) are left for the caller's answer. */
-static bool part_commit(struct s3req *r, struct part_op *op, int64_t size, const uint8_t md5[16],
-			const char *cksum_b64)
+/* Seals the put and hands it with the part record to the group committer,
+ * which answers through `done`. */
+static void part_commit(struct s3req *r, struct part_op *op, int64_t size, const uint8_t md5[16],
+			const char *cksum_b64, void (*done)(struct s3req *, struct s3commit_job *))
 {
-	uint8_t loc[S3ROUTE_LOC_MAX];
-	size_t loclen = 0;
-	int rc = s3route_put_commit(op->put, loc, &loclen);
-	op->put = NULL;
+	int rc = s3route_put_seal(op->put);
 	if (rc != 0) {
-		s3_error_internal(r, "data commit", rc);
-		return false;
+		s3_error_internal(r, "data write", rc);
+		return;
 	}
-	char hex[33];
-	s3_hex_encode(md5, 16, hex);
-	struct s3meta_part_put pp = {
+	s3_hex_encode(md5, 16, op->hex);
+	snprintf(op->ck_b64, sizeof(op->ck_b64), "%s", cksum_b64 ? cksum_b64 : "");
+	struct s3commit_job *j = &op->job;
+	j->kind = S3COMMIT_PART;
+	j->bucket = r->bucket;
+	j->key = r->key;
+	j->upload_id = op->upload_id;
+	j->data = op->put;
+	op->put = NULL;
+	j->part = (struct s3meta_part_put){
 		.part_number = op->part,
 		.size = size,
-		.etag = hex,
-		.cksum_value = cksum_b64,
-		.locator = loc,
-		.locator_len = loclen,
+		.etag = op->hex,
+		.cksum_value = cksum_b64 ? op->ck_b64 : NULL,
 	};
-	struct s3meta_locs freed = { 0 };
-	rc = s3meta_mpu_put_part(r->svc->meta, r->bucket, r->key, op->upload_id, &pp, &freed);
-	if (rc != 0) {
-		/* The upload went away meanwhile (completed, aborted): the new
-		 * part is nobody's. */
-		s3route_free(r->svc->route, loc, loclen);
-		s3_error_meta(r, rc);
+	s3_commit(r, j, done);
+}
+
+/* The common part of the answer; false if the commit failed (answered). */
+static bool part_committed(struct s3req *r, struct s3commit_job *j)
+{
+	if (j->data_rc != 0) {
+		s3_error_internal(r, "data commit", j->data_rc);
 		return false;
 	}
-	s3_locs_release(r->svc, &freed);
-	char etag[40];
-	snprintf(etag, sizeof(etag), "\"%s\"", hex);
-	http_resp_header(r->h, "ETag", etag);
+	if (j->rc != 0) {
+		/* The upload went away meanwhile (completed, aborted); the new
+		 * part's data was freed by the committer. */
+		s3_error_meta(r, j->rc);
+		return false;
+	}
 	return true;
+}
+
+static void part_end_committed(struct s3req *r, struct s3commit_job *j)
+{
+	struct part_op *op = r->ops;
+	if (!part_committed(r, j))
+		return;
+	char etag[40];
+	snprintf(etag, sizeof(etag), "\"%s\"", op->hex);
+	http_resp_header(r->h, "ETag", etag);
+	if (op->alg != S3_CKSUM_NONE && s3_cksum_alg_header(op->alg))
+		http_resp_header(r->h, s3_cksum_alg_header(op->alg), op->resp_ck);
+	s3_respond_empty(r, 200);
 }
 
 static void part_end(struct s3req *r, const struct s3body_digest *d)
@@ -284,11 +313,9 @@ static void part_end(struct s3req *r, const struct s3body_digest *d)
 	const char *ck = NULL;
 	if (d->alg != S3_CKSUM_NONE && op->algo[0] && strcmp(op->algo, s3_cksum_alg_name(d->alg)) == 0)
 		ck = d->cksum_b64;
-	if (!part_commit(r, op, d->size, d->md5, ck))
-		return;
-	if (d->alg != S3_CKSUM_NONE && s3_cksum_alg_header(d->alg))
-		http_resp_header(r->h, s3_cksum_alg_header(d->alg), d->cksum_b64);
-	s3_respond_empty(r, 200);
+	op->alg = d->alg;
+	snprintf(op->resp_ck, sizeof(op->resp_ck), "%s", d->cksum_b64);
+	part_commit(r, op, d->size, d->md5, ck, part_end_committed);
 }
 
 void s3op_upload_part(struct s3req *r)
@@ -350,20 +377,15 @@ static bool copy_range(struct s3req *r, int64_t size, int64_t *off, int64_t *len
 	return true;
 }
 
-static void copy_finish(struct s3req *r, struct part_op *op)
+static void copy_committed(struct s3req *r, struct s3commit_job *j)
 {
-	uint8_t md5[S3_CKSUM_MAX_DIGEST];
-	s3_cksum_final(&op->md5, md5);
-	char ck[S3_CKSUM_B64_MAX] = "";
-	if (op->have_ck)
-		s3_cksum_final_b64(&op->ck, ck);
-	if (!part_commit(r, op, op->size, md5, op->have_ck ? ck : NULL))
+	struct part_op *op = r->ops;
+	if (!part_committed(r, j))
 		return;
 	if (op->src_version)
 		http_resp_header(r->h, "x-amz-copy-source-version-id", op->src_version);
-	char hex[33], etag[40];
-	s3_hex_encode(md5, 16, hex);
-	snprintf(etag, sizeof(etag), "\"%s\"", hex);
+	char etag[40];
+	snprintf(etag, sizeof(etag), "\"%s\"", op->hex);
 	struct wbuf b;
 	struct s3_xw w;
 	s3_xml_begin(r, &b, &w, "CopyPartResult");
@@ -372,9 +394,19 @@ static void copy_finish(struct s3req *r, struct part_op *op)
 	s3_xw_elem(&w, "LastModified", date);
 	s3_xw_elem(&w, "ETag", etag);
 	if (op->have_ck)
-		cksum_elem(&w, op->algo, ck);
+		cksum_elem(&w, op->algo, op->ck_b64);
 	s3_xw_close(&w, "CopyPartResult");
 	s3_respond_xml(r, 200, &b);
+}
+
+static void copy_finish(struct s3req *r, struct part_op *op)
+{
+	uint8_t md5[S3_CKSUM_MAX_DIGEST];
+	s3_cksum_final(&op->md5, md5);
+	char ck[S3_CKSUM_B64_MAX] = "";
+	if (op->have_ck)
+		s3_cksum_final_b64(&op->ck, ck);
+	part_commit(r, op, op->size, md5, op->have_ck ? ck : NULL, copy_committed);
 }
 
 /* One turn of the copy: up to COPY_STEP bytes, then either the answer or
@@ -493,38 +525,22 @@ void s3op_upload_part_copy(struct s3req *r)
 
 /* ---- CompleteMultipartUpload ------------------------------------------------ */
 
-static void complete_body(struct s3req *r, const struct s3body_digest *d)
+static void complete_free(struct s3req *r)
 {
-	(void)d;
-	size_t len;
-	const uint8_t *body = s3_body_bytes(r, &len);
-	struct s3_complete_mpu m;
-	const char *why = NULL;
-	memset(&m, 0, sizeof(m));
-	if (s3_xml_parse_complete_mpu(body, len, NULL, &m, &why) != 0) {
-		s3_complete_mpu_free(&m);
-		s3_error(r, 400, "MalformedXML",
-			 why ? why : "The XML you provided was not well-formed or did not validate against our published schema.");
+	free(r->ops);
+	r->ops = NULL;
+}
+
+static void complete_committed(struct s3req *r, struct s3commit_job *j)
+{
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
 		return;
 	}
-	struct s3meta_part_ref *refs = http_req_alloc(r->h, sizeof(*refs) * (m.nparts ? m.nparts : 1));
-	for (size_t i = 0; i < m.nparts; i++) {
-		refs[i].part_number = m.parts[i].part_number;
-		refs[i].etag = m.parts[i].etag;
-	}
-	struct s3meta_complete out;
-	struct s3meta_locs freed = { 0 };
-	int rc = s3meta_mpu_complete(r->svc->meta, r->bucket, r->key, upload_id(r), refs, m.nparts, 0, &out,
-				     &freed);
-	s3_complete_mpu_free(&m);
-	if (rc != 0) {
-		s3_error_meta(r, rc);
-		return;
-	}
-	s3_locs_release(r->svc, &freed);
-	log_debug("s3", "%s: upload %s completed, %" PRId64 " bytes", r->resource, upload_id(r), out.size);
-	if (out.version_id[0])
-		http_resp_header(r->h, "x-amz-version-id", out.version_id);
+	const struct s3meta_complete *out = &j->complete;
+	log_debug("s3", "%s: upload %s completed, %" PRId64 " bytes", r->resource, j->upload_id, out->size);
+	if (out->version_id[0])
+		http_resp_header(r->h, "x-amz-version-id", out->version_id);
 	struct wbuf b;
 	struct s3_xw w;
 	s3_xml_begin(r, &b, &w, "CompleteMultipartUploadResult");
@@ -542,17 +558,52 @@ static void complete_body(struct s3req *r, const struct s3body_digest *d)
 	s3_xw_elem(&w, "Bucket", r->bucket);
 	s3_xw_elem(&w, "Key", r->key);
 	char etag[S3META_ETAG_SIZE + 4];
-	snprintf(etag, sizeof(etag), "\"%s\"", out.etag);
+	snprintf(etag, sizeof(etag), "\"%s\"", out->etag);
 	s3_xw_elem(&w, "ETag", etag);
 	/* The composite checksum, when the upload had an algorithm and every
 	 * part a value: read back from the version just stored. */
 	struct s3meta_obj o;
-	if (s3meta_object_get(r->svc->meta, r->bucket, r->key, out.version_id[0] ? out.version_id : NULL, &o) == 0 &&
-	    o.etag && strcmp(o.etag, out.etag) == 0)
+	if (s3meta_object_get(r->svc->meta, r->bucket, r->key, out->version_id[0] ? out->version_id : NULL, &o) == 0 &&
+	    o.etag && strcmp(o.etag, out->etag) == 0)
 		cksum_elem(&w, o.cksum_algo, o.cksum_value);
 	s3meta_obj_destroy(&o);
 	s3_xw_close(&w, "CompleteMultipartUploadResult");
 	s3_respond_xml(r, 200, &b);
+}
+
+static void complete_body(struct s3req *r, const struct s3body_digest *d)
+{
+	(void)d;
+	size_t len;
+	const uint8_t *body = s3_body_bytes(r, &len);
+	struct s3_complete_mpu m;
+	const char *why = NULL;
+	memset(&m, 0, sizeof(m));
+	if (s3_xml_parse_complete_mpu(body, len, NULL, &m, &why) != 0) {
+		s3_complete_mpu_free(&m);
+		s3_error(r, 400, "MalformedXML",
+			 why ? why : "The XML you provided was not well-formed or did not validate against our published schema.");
+		return;
+	}
+	/* The list must outlive the parse: the committer reads it later. */
+	struct s3meta_part_ref *refs = http_req_alloc(r->h, sizeof(*refs) * (m.nparts ? m.nparts : 1));
+	for (size_t i = 0; i < m.nparts; i++) {
+		refs[i].part_number = m.parts[i].part_number;
+		refs[i].etag = m.parts[i].etag ? http_req_strndup(r->h, m.parts[i].etag, strlen(m.parts[i].etag))
+					       : NULL;
+	}
+	size_t nparts = m.nparts;
+	s3_complete_mpu_free(&m);
+	struct s3commit_job *j = xcalloc(1, sizeof(*j));
+	r->ops = j;
+	r->op_free = complete_free;
+	j->kind = S3COMMIT_COMPLETE;
+	j->bucket = r->bucket;
+	j->key = r->key;
+	j->upload_id = upload_id(r);
+	j->parts = refs;
+	j->nparts = nparts;
+	s3_commit(r, j, complete_committed);
 }
 
 void s3op_complete_multipart_upload(struct s3req *r)

@@ -2,18 +2,22 @@
  * DeleteObject, CopyObject, DeleteObjects.
  *
  * Object bytes never sit whole in memory. A PUT streams the body through
- * the pipeline (digests on the way) into a data-node put and records the
- * version in the metadata service only after the data is committed, so a
- * failed or abandoned upload leaves no visible object, only garbage chunks
- * for GC. A GET streams verified pieces one at a time, with the HTTP
+ * the pipeline (digests on the way) into a data-node put; once the body is
+ * complete, the group committer (s3/commit.h) records the data and then the
+ * version, so a failed or abandoned upload leaves no visible object, only
+ * garbage chunks for GC. DeleteObject's metadata change goes through the
+ * committer as well. A GET streams verified pieces one at a time, with the HTTP
  * layer's backpressure; a piece that fails its check ends the connection
  * rather than send wrong bytes. CopyObject reads the source and writes the
  * copy synchronously on the loop thread (bounded memory, but a large copy
  * stalls that loop's other connections for its duration).
  *
- * All functions run on the request's loop thread. */
+ * All functions run on the request's loop thread; the committer runs the
+ * metadata calls of the jobs handed to it and answers through *_committed
+ * on the loop. */
 #include "core/platform.h"
 #include "core/log.h"
+#include "s3/commit.h"
 #include "s3/route.h"
 #include "s3/service.h"
 
@@ -237,8 +241,13 @@ static bool store_version(struct s3req *r, struct s3meta_put *mp, const uint8_t 
 /* ---- PutObject ------------------------------------------------------------ */
 
 struct putop {
-	struct s3route_put *p; /* until committed or aborted */
+	struct s3route_put *p; /* until sealed and handed to the committer, or aborted */
 	struct obj_attrs a;
+	struct s3commit_job job;
+	char etag[33];          /* unquoted hex MD5, for the metadata */
+	char quoted_etag[36];   /* for the response */
+	enum s3_cksum_alg alg;
+	char cksum_b64[64];
 };
 
 static void put_free(struct s3req *r)
@@ -278,33 +287,58 @@ static int put_data(struct s3req *r, const uint8_t *p, size_t n)
 	return 0;
 }
 
+/* The group commit's answer (loop thread). */
+static void put_committed(struct s3req *r, struct s3commit_job *j)
+{
+	struct putop *o = r->ops;
+	if (j->data_rc != 0) {
+		s3_error_internal(r, "data commit", j->data_rc);
+		return;
+	}
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
+		return;
+	}
+	if (j->new_version_id[0])
+		http_resp_header(r->h, "x-amz-version-id", j->new_version_id);
+	http_resp_header(r->h, "ETag", o->quoted_etag);
+	if (j->put.cksum_algo && s3_cksum_alg_header(o->alg))
+		http_resp_header(r->h, s3_cksum_alg_header(o->alg), o->cksum_b64);
+	s3_respond_empty(r, 200);
+}
+
+/* The body is complete and every digest matched: the last bytes go to the
+ * volume here, the locations and the version are recorded by the group
+ * committer, which answers through put_committed. */
 static void put_end(struct s3req *r, const struct s3body_digest *d)
 {
 	struct putop *o = r->ops;
 	if (!put_conditions_ok(r))
 		return; /* op_free aborts the put */
-	uint8_t loc[S3ROUTE_LOC_MAX];
-	size_t loclen = 0;
-	int rc = s3route_put_commit(o->p, loc, &loclen);
-	o->p = NULL;
+	int rc = s3route_put_seal(o->p);
 	if (rc != 0) {
-		s3_error_internal(r, "data commit", rc);
+		s3_error_internal(r, "data write", rc);
 		return;
 	}
-	char etag[33];
-	s3_hex_encode(d->md5, 16, etag);
-	struct s3meta_put mp = { .size = d->size, .etag = etag };
-	attrs_to_put(&o->a, &mp);
-	if (d->alg != S3_CKSUM_NONE && d->cksum_b64[0]) {
-		mp.cksum_algo = s3_cksum_alg_name(d->alg);
-		mp.cksum_value = d->cksum_b64;
+	s3_hex_encode(d->md5, 16, o->etag);
+	_Static_assert(sizeof(o->quoted_etag) == sizeof(d->etag) && sizeof(o->cksum_b64) == sizeof(d->cksum_b64),
+		       "digest strings are copied whole");
+	memcpy(o->quoted_etag, d->etag, sizeof(o->quoted_etag));
+	o->alg = d->alg;
+	memcpy(o->cksum_b64, d->cksum_b64, sizeof(o->cksum_b64));
+	struct s3commit_job *j = &o->job;
+	j->kind = S3COMMIT_PUT;
+	j->bucket = r->bucket;
+	j->key = r->key;
+	j->data = o->p;
+	o->p = NULL;
+	j->put = (struct s3meta_put){ .size = d->size, .etag = o->etag, .owner = r->user };
+	attrs_to_put(&o->a, &j->put);
+	if (d->alg != S3_CKSUM_NONE && o->cksum_b64[0]) {
+		j->put.cksum_algo = s3_cksum_alg_name(d->alg);
+		j->put.cksum_value = o->cksum_b64;
 	}
-	if (!store_version(r, &mp, loc, loclen))
-		return;
-	http_resp_header(r->h, "ETag", d->etag);
-	if (mp.cksum_algo && s3_cksum_alg_header(d->alg))
-		http_resp_header(r->h, s3_cksum_alg_header(d->alg), d->cksum_b64);
-	s3_respond_empty(r, 200);
+	s3_commit(r, j, put_committed);
 }
 
 void s3op_put_object(struct s3req *r)
@@ -663,25 +697,39 @@ void s3op_get_object(struct s3req *r)
 
 /* ---- DeleteObject --------------------------------------------------------- */
 
+static void delete_free(struct s3req *r)
+{
+	free(r->ops);
+	r->ops = NULL;
+}
+
+static void delete_committed(struct s3req *r, struct s3commit_job *j)
+{
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
+		return;
+	}
+	if (j->del.delete_marker)
+		http_resp_header(r->h, "x-amz-delete-marker", "true");
+	if (j->del.version_id[0])
+		http_resp_header(r->h, "x-amz-version-id", j->del.version_id);
+	s3_respond_empty(r, 204);
+}
+
 void s3op_delete_object(struct s3req *r)
 {
 	const char *vid;
 	if (!s3_bucket_check(r) || !version_param(r, &vid))
 		return;
-	struct s3meta_del del;
-	struct s3meta_locs freed = { 0 };
-	int rc = s3meta_object_delete(r->svc->meta, r->bucket, r->key, vid, r->user, &del, &freed);
-	if (rc != 0) {
-		s3meta_locs_destroy(&freed);
-		s3_error_meta(r, rc);
-		return;
-	}
-	s3_locs_release(r->svc, &freed);
-	if (del.delete_marker)
-		http_resp_header(r->h, "x-amz-delete-marker", "true");
-	if (del.version_id[0])
-		http_resp_header(r->h, "x-amz-version-id", del.version_id);
-	s3_respond_empty(r, 204);
+	struct s3commit_job *j = xcalloc(1, sizeof(*j));
+	r->ops = j;
+	r->op_free = delete_free;
+	j->kind = S3COMMIT_DELETE;
+	j->bucket = r->bucket;
+	j->key = r->key;
+	j->version_id = vid;
+	j->owner = r->user;
+	s3_commit(r, j, delete_committed);
 }
 
 /* ---- CopyObject ----------------------------------------------------------- */

@@ -254,13 +254,42 @@ static size_t loc_encode(uint16_t node_id, const struct dn_oid *oid, const struc
 
 int s3route_put_commit(struct s3route_put *p, uint8_t *loc, size_t *loclen)
 {
-	struct dn_oid oid;
-	struct datanode_obj_info info;
-	int rc = datanode_put_commit(p->w, &oid, &info);
-	if (rc == 0)
-		*loclen = loc_encode(p->rt->node_id, &oid, info.has_hint ? &info.hint : NULL, loc);
-	free(p);
-	return rc;
+	struct s3route_commit c = { .put = p };
+	s3route_put_commit_many(p->rt, &c, 1);
+	if (c.rc == 0) {
+		memcpy(loc, c.loc, c.loclen);
+		*loclen = c.loclen;
+	}
+	return c.rc;
+}
+
+int s3route_put_seal(struct s3route_put *p)
+{
+	return datanode_put_seal(p->w);
+}
+
+/* Puts per data-node call; larger groups are split (bounded stack use). */
+#define COMMIT_CHUNK 64
+
+void s3route_put_commit_many(struct s3route *rt, struct s3route_commit *v, size_t n)
+{
+	struct datanode_put *w[COMMIT_CHUNK];
+	struct datanode_put_result res[COMMIT_CHUNK];
+	for (size_t base = 0; base < n; base += COMMIT_CHUNK) {
+		size_t k = SILT_MIN(n - base, (size_t)COMMIT_CHUNK);
+		for (size_t i = 0; i < k; i++)
+			w[i] = v[base + i].put->w;
+		datanode_put_commit_many(rt->dn, w, k, res);
+		for (size_t i = 0; i < k; i++) {
+			struct s3route_commit *c = &v[base + i];
+			c->rc = res[i].rc;
+			c->loclen = c->rc == 0 ? loc_encode(rt->node_id, &res[i].oid,
+							   res[i].info.has_hint ? &res[i].info.hint : NULL, c->loc)
+						 : 0;
+			free(c->put);
+			c->put = NULL;
+		}
+	}
 }
 
 void s3route_put_abort(struct s3route_put *p)
@@ -465,6 +494,80 @@ int s3route_free(struct s3route *rt, const uint8_t *loc, size_t loclen)
 	if (!parse_single(loc, loclen, &oid))
 		return -SILT_ECORRUPT;
 	return free_or_defer(rt, &oid);
+}
+
+/* Collects the object ids of a locator (every part of a multipart one)
+ * that no reader holds; the held ones are marked for their last reader. */
+static int collect_frees(struct s3route *rt, const uint8_t *loc, size_t loclen, struct dn_oid **v, size_t *n,
+			 size_t *cap)
+{
+	struct dn_oid oid;
+	if (loclen > 0 && loc[0] == 'M') {
+		struct s3meta_mploc_iter it;
+		uint64_t nparts;
+		int rc = 0;
+		if (!s3meta_mploc_init(&it, loc, loclen, &nparts))
+			return -SILT_ECORRUPT;
+		int64_t size;
+		const uint8_t *ploc;
+		size_t plen;
+		while (s3meta_mploc_next(&it, &size, &ploc, &plen)) {
+			int r = collect_frees(rt, ploc, plen, v, n, cap);
+			if (r)
+				rc = r;
+		}
+		return it.err ? -SILT_ECORRUPT : rc;
+	}
+	if (!parse_single(loc, loclen, &oid))
+		return -SILT_ECORRUPT;
+	struct rshard *sh = shard_of(rt, &oid);
+	pthread_mutex_lock(&sh->mu);
+	struct reading *s = slot_of(sh, &oid);
+	bool held = s->readers > 0;
+	if (held)
+		s->free_pending = true;
+	pthread_mutex_unlock(&sh->mu);
+	if (held)
+		return 0;
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 16;
+		*v = xrealloc(*v, *cap * sizeof(**v));
+	}
+	(*v)[(*n)++] = oid;
+	return 0;
+}
+
+/* Objects deleted per data-node transaction. */
+#define FREE_CHUNK 256
+
+int s3route_free_many(struct s3route *rt, const struct s3meta_blob *locs, size_t n)
+{
+	struct dn_oid *v = NULL;
+	size_t nv = 0, cap = 0;
+	int rc = 0;
+	for (size_t i = 0; i < n; i++) {
+		int r = collect_frees(rt, locs[i].p, locs[i].len, &v, &nv, &cap);
+		if (r)
+			rc = r;
+	}
+	int *rcs = xmalloc(SILT_MIN(nv, (size_t)FREE_CHUNK) * sizeof(*rcs) + 1);
+	for (size_t base = 0; base < nv; base += FREE_CHUNK) {
+		size_t k = SILT_MIN(nv - base, (size_t)FREE_CHUNK);
+		int r = datanode_delete_many(rt->dn, v + base, k, rcs);
+		if (r)
+			rc = r;
+		for (size_t i = 0; i < k && !r; i++)
+			if (rcs[i] != 0 && rcs[i] != -SILT_ENOENT)
+				rc = rcs[i];
+	}
+	free(rcs);
+	free(v);
+	return rc;
+}
+
+int s3route_checkpoint(struct s3route *rt, int *wal_frames, int *done_frames)
+{
+	return datanode_checkpoint(rt->dn, wal_frames, done_frames);
 }
 
 int s3route_space(struct s3route *rt, uint64_t *used, uint64_t *reclaimable)

@@ -43,6 +43,20 @@ int s3route_put_write(struct s3route_put *p, const void *data, size_t len);
  * length. Frees p in every case. */
 int s3route_put_commit(struct s3route_put *p, uint8_t *loc, size_t *loclen);
 void s3route_put_abort(struct s3route_put *p);
+/* Writes what the put still buffers to its volume; then the put only
+ * waits for its commit (or abort). The put's error, if any. Owner thread. */
+int s3route_put_seal(struct s3route_put *p);
+
+/* Group commit of many puts (from any threads; the caller owns them all
+ * now): one data-node transaction for the group, each put succeeding or
+ * failing on its own (rc, and loc/loclen when 0). Frees every put. */
+struct s3route_commit {
+	struct s3route_put *put;
+	int rc;
+	uint8_t loc[S3ROUTE_LOC_MAX];
+	size_t loclen;
+};
+void s3route_put_commit_many(struct s3route *rt, struct s3route_commit *v, size_t n);
 
 /* Opens a read of [off, off+len) of the object at loc (single or
  * multipart). Bytes come out verified against their stored checksums.
@@ -58,6 +72,14 @@ void s3route_get_close(struct s3route_get *g);
 
 /* Frees the object's bytes (every part of a multipart locator). */
 int s3route_free(struct s3route *rt, const uint8_t *loc, size_t loclen);
+/* The same for n locators (as the metadata service lists them), in one
+ * data-node transaction per 256 objects. Returns 0 or the last error
+ * (-SILT_ENOENT is not one). */
+struct s3meta_blob;
+int s3route_free_many(struct s3route *rt, const struct s3meta_blob *locs, size_t n);
+/* Checkpoints the data node's SQLite WAL (background thread); see
+ * datanode_checkpoint. */
+int s3route_checkpoint(struct s3route *rt, int *wal_frames, int *done_frames);
 
 /* Space used and reclaimable, and one GC pass (housekeeping thread). */
 int s3route_space(struct s3route *rt, uint64_t *used, uint64_t *reclaimable);

@@ -5,6 +5,7 @@
 #include "core/log.h"
 #include "core/md5mb.h"
 #include "core/util.h"
+#include "s3/commit.h"
 #include "s3/route.h"
 
 #include <stdarg.h>
@@ -1025,13 +1026,44 @@ bool s3_bucket_check(struct s3req *r)
 
 void s3_locs_release(struct s3svc *svc, struct s3meta_locs *l)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		int rc = s3route_free(svc->route, l->v[i].p, l->v[i].len);
-		if (rc != 0 && rc != -SILT_ENOENT)
-			log_warn("s3", "cannot free object data (%zu-byte locator): %s", l->v[i].len,
-				 silt_strerror(rc));
+	if (l->n > 0) {
+		int rc = s3route_free_many(svc->route, l->v, l->n);
+		if (rc != 0)
+			log_warn("s3", "cannot free the data of %zu objects: %s", l->n, silt_strerror(rc));
 	}
 	s3meta_locs_destroy(l);
+}
+
+/* The request waits for its group commit: a disconnect is only noted (the
+ * layer keeps the request until on_commit answers). */
+static void commit_wait_abort(struct s3req *r)
+{
+	(void)r;
+}
+
+static void commit_done(struct s3commit_job *j)
+{
+	struct s3req *r = j->udata;
+	r->on_abort = NULL;
+	r->on_commit(r, j);
+}
+
+void s3_commit(struct s3req *r, struct s3commit_job *j, void (*on_commit)(struct s3req *r, struct s3commit_job *j))
+{
+	j->loop = r->h->loop;
+	j->done = commit_done;
+	j->udata = r;
+	r->on_commit = on_commit;
+	void (*prev_abort)(struct s3req *) = r->on_abort;
+	r->on_abort = commit_wait_abort;
+	if (s3commit_submit(r->svc->commit, j) == 0)
+		return;
+	r->on_abort = prev_abort;
+	if (j->data) {
+		s3route_put_abort(j->data);
+		j->data = NULL;
+	}
+	s3_error(r, 503, "ServiceUnavailable", "The server is shutting down. Please retry.");
 }
 
 static uint64_t g_reqno;
@@ -1197,6 +1229,10 @@ int s3svc_start(const struct s3svc_conf *conf, struct s3svc **out)
 	s->nmd5q = SILT_MAX(conf->nthreads, 1);
 	s->md5q = xcalloc((size_t)s->nmd5q, sizeof(*s->md5q));
 	s->stage_bytes = s3route_chunk_bytes(s->route);
+	if ((rc = s3commit_new(s->meta, s->route, &s->commit)) != 0) {
+		log_error("s3", "cannot start the committer: %s", silt_strerror(rc));
+		goto fail;
+	}
 	s->auth = s3_auth_ctx_new(secret_lookup, s, 0);
 	struct http_server_conf hc;
 	http_server_conf_defaults(&hc);
@@ -1220,8 +1256,13 @@ void s3svc_stop(struct s3svc *s)
 {
 	if (!s)
 		return;
+	/* Jobs in the committer still answer on their loops: let them all
+	 * come back before the loops stop (new ones are refused meanwhile). */
+	if (s->commit)
+		s3commit_drain(s->commit);
 	if (s->http)
 		http_server_stop(s->http);
+	s3commit_free(s->commit);
 	if (s->auth)
 		s3_auth_ctx_free(s->auth);
 	s3route_close(s->route);
@@ -1263,14 +1304,11 @@ static void reap_uploads(struct s3svc *s)
 }
 
 /* Background duties: reclaim abandoned multipart uploads' parts, compact
- * data-node volumes, checkpoint the metadata WAL. Housekeeping thread. */
+ * data-node volumes. (WAL checkpoints have their own thread, in the
+ * committer.) Housekeeping thread. */
 void s3svc_housekeeping(struct s3svc *s, int64_t now)
 {
-	static int64_t next_gc, next_ckpt, next_users, next_mpu;
-	if (now >= next_ckpt) {
-		next_ckpt = now + 1000;
-		s3meta_checkpoint(s->meta);
-	}
+	static int64_t next_gc, next_users, next_mpu;
 	if (now >= next_users) {
 		/* Users added by `silt user` in another process. */
 		next_users = now + 2000;

@@ -1,7 +1,8 @@
 /* service.h - the S3 API service: routing, authentication, errors and the
  * request-body pipeline that the operation files (op_*.c) build on.
  *
- * Request flow (every step on the connection's loop thread):
+ * Request flow (every step on the connection's loop thread, except the
+ * group commit of writes, s3/commit.h):
  *   http on_head -> s3req created (request id, bucket/key from the path or
  *   a virtual-host Host header) -> SigV4 verified (s3/auth.c; secrets from
  *   the metadata service) -> operation chosen from method + bucket/key +
@@ -37,6 +38,8 @@
 
 struct s3route;
 struct s3_md5q;
+struct s3commit;
+struct s3commit_job;
 
 struct s3svc_conf {
 	const char *host;
@@ -59,6 +62,7 @@ struct s3svc {
 	char region[64];
 	struct s3meta *meta;
 	struct s3route *route;
+	struct s3commit *commit; /* group committer of the writes after a body */
 	struct s3_auth_ctx *auth;
 	struct http_server *http;
 	/* Batched MD5 of streamed bodies: one queue per HTTP loop (service.c). */
@@ -119,6 +123,8 @@ struct s3req {
 	/* A streaming response's producer (GET): called on_writable. */
 	void (*on_writable)(struct s3req *r);
 	void (*on_abort)(struct s3req *r);
+	/* The answer to a job handed to the committer (s3_commit). */
+	void (*on_commit)(struct s3req *r, struct s3commit_job *j);
 };
 
 /* ---- errors ---------------------------------------------------------- */
@@ -187,6 +193,14 @@ void s3_iso_date(int64_t ms, char out[40]);
  * unreachable) and destroys l. Failures are logged, not returned: the bytes
  * are then garbage the data node's GC cannot see, never data loss. */
 void s3_locs_release(struct s3svc *svc, struct s3meta_locs *l);
+/* Hands the write j (filled in by the op, see s3/commit.h) to the group
+ * committer; on_commit(r, j) then runs on this loop with j's results and
+ * answers. Until then the request waits: a client that disconnects
+ * meanwhile is noted by the HTTP layer and the answer goes nowhere (the
+ * write still happens). j must live until on_commit (put it in r->ops).
+ * Refused while the service shuts down: answered 503 here (and j's data
+ * put aborted). */
+void s3_commit(struct s3req *r, struct s3commit_job *j, void (*on_commit)(struct s3req *r, struct s3commit_job *j));
 /* HTTP date (IMF-fixdate, RFC 850 or asctime) to ms since the epoch. */
 bool s3_parse_http_date(const char *s, int64_t *ms);
 /* Starts a streamed response of len bytes (common headers added, status
@@ -211,7 +225,7 @@ int s3svc_start(const struct s3svc_conf *conf, struct s3svc **out);
 void s3svc_stop(struct s3svc *s);
 /* Bytes of volume files, and bytes GC could reclaim from sealed volumes. */
 int s3svc_space(struct s3svc *s, uint64_t *used, uint64_t *reclaimable);
-/* Background duties (abandoned uploads, GC, checkpoints); housekeeping thread. */
+/* Background duties (abandoned uploads, GC); housekeeping thread. */
 void s3svc_housekeeping(struct s3svc *s, int64_t now_ms);
 
 /* ---- operations (op_*.c) --------------------------------------------- */

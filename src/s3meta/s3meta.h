@@ -32,7 +32,7 @@
  * serialised by one in-process mutex around short IMMEDIATE transactions.
  * Calls block on SQLite page reads and WAL appends (journal_mode=WAL,
  * synchronous=NORMAL: a commit survives a process crash, the last commits may
- * be lost on power failure) and, rarely, on an automatic WAL checkpoint.
+ * be lost on power failure); checkpoints are s3meta_checkpoint's.
  * Secret lookups (s3meta_user_secret) never touch SQLite: users live in an
  * in-memory table loaded at open and updated by the user calls.
  * Bucket rows (s3meta_bucket_head) and latest versions (s3meta_object_get
@@ -119,10 +119,46 @@ struct s3meta_config {
 int s3meta_open(const struct s3meta_config *cfg, struct s3meta **out);
 /* Closes every pooled connection. No call may be in progress. */
 void s3meta_close(struct s3meta *m);
-/* Copies the WAL back into the database (PASSIVE: never waits for readers)
- * so that writers on the loops rarely hit SQLite's automatic checkpoint
- * and its fsyncs. For the housekeeping thread, every second or so. */
-int s3meta_checkpoint(struct s3meta *m);
+/* Copies the WAL back into the database (PASSIVE: never waits for readers
+ * or writers). SQLite's automatic checkpoint, which would run inside a
+ * writer's commit and stall it for the checkpoint's fsyncs, only acts as a
+ * backstop at 64 MiB of WAL: a long-running process calls this from a
+ * background thread every few hundred milliseconds. *wal_frames (may be
+ * NULL) gets the WAL's length in frames -- it starts over only when a
+ * writer finds it entirely checkpointed -- and *done_frames how many of
+ * them are now in the database file. */
+int s3meta_checkpoint(struct s3meta *m, int *wal_frames, int *done_frames);
+
+/* ---- group commit ------------------------------------------------------ *
+ *
+ * Between s3meta_batch_begin(m) and s3meta_batch_end(m), every call on m
+ * that the calling thread makes runs inside ONE write transaction (on one
+ * connection, holding the write mutex throughout). Reads on this thread
+ * see the group's changes. Nothing is committed, visible to other threads
+ * or durable before s3meta_batch_end returns 0; if it fails, every call of
+ * the group is undone: the caller must then treat every result as void --
+ * above all it must NOT free the locators the calls put on `freed` lists
+ * (their versions still exist).
+ *
+ * A call that fails must change nothing, while the others stand. Every
+ * error a write call reports by its S3 name (NoSuchBucket, InvalidPart...)
+ * is found before it writes, so a group can be run optimistically
+ * (isolated = false): calls write straight into the transaction, and only
+ * a call that fails after writing (an I/O error, a full disk) spoils the
+ * group: s3meta_batch_end then rolls it all back and returns -EAGAIN, and
+ * the caller runs the group again isolated (isolated = true: each call in
+ * its own savepoint, undone alone when it fails; a savepoint copies every
+ * page it modifies, which costs about a fifth of a PUT's work here).
+ *
+ * An optimistic group sums the bucket usage counters' changes and writes
+ * them once, in s3meta_batch_end: s3meta_bucket_usage inside the group
+ * does not see them yet. A cache that a write call invalidates must be
+ * invalidated (again) after s3meta_batch_end, since other threads can read
+ * the old rows until then.
+ * One group per thread at a time; other threads' writes wait for the group
+ * to end, so keep groups short. */
+int s3meta_batch_begin(struct s3meta *m, bool isolated);
+int s3meta_batch_end(struct s3meta *m);
 
 /* ---- data locators to free ------------------------------------------- */
 

@@ -16,6 +16,9 @@ enum st_id {
 	ST_BEGIN_IMM,
 	ST_COMMIT,
 	ST_ROLLBACK,
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
 	ST_USER_INS,
 	ST_USER_UPD,
 	ST_USER_DEL,
@@ -84,6 +87,7 @@ struct s3meta {
 	 * SQLITE_BUSY from each other; last_seq is guarded by it. */
 	pthread_mutex_t wmu;
 	int64_t last_seq;
+	struct conn *batch_conn; /* group commits' own connection (under wmu) */
 
 	pthread_rwlock_t users_mu;
 	struct ucache_ent **users; /* hash table, 256 chains */
@@ -144,7 +148,9 @@ int exec_done(struct conn *c, sqlite3_stmt *st);
 
 /* Write transactions: wbegin takes the write mutex and BEGIN IMMEDIATE;
  * wend commits when rc == 0, else rolls back, drops the mutex, returns rc
- * (or the commit's error). */
+ * (or the commit's error). Inside a group commit (s3meta_batch_begin on
+ * this thread; conn_get then hands out the group's connection) they open
+ * and release a savepoint instead, and rbegin/rend do nothing. */
 int wbegin(struct s3meta *m, struct conn *c);
 int wend(struct s3meta *m, struct conn *c, int rc);
 /* Read transactions: one consistent snapshot for a multi-statement read. */

@@ -126,10 +126,13 @@ static int vrow_set_latest(struct conn *c, const struct vrow *r, bool latest, st
 
 /* Makes room for a new latest version of key: removes the null version if
  * the new one will be null (its data to `staged`), and takes the latest
- * flag off the current latest version. */
-static int make_room(struct conn *c, int64_t bucket_id, const char *key, size_t klen, bool new_is_null,
+ * flag off the current latest version. In a bucket that was never
+ * versioned the null version is the key's only one, so nothing is left to
+ * look for once it is gone. */
+static int make_room(struct conn *c, const struct bkt *b, const char *key, size_t klen, bool new_is_null,
 		     struct usage_delta *d, struct s3meta_locs *staged)
 {
+	int64_t bucket_id = b->id;
 	struct vrow r;
 	int rc;
 	if (new_is_null) {
@@ -137,6 +140,8 @@ static int make_room(struct conn *c, int64_t bucket_id, const char *key, size_t 
 			return rc;
 		if (r.found && (rc = vrow_delete(c, &r, d)))
 			return rc;
+		if (b->versioning == S3META_UNVERSIONED)
+			return 0;
 	}
 	if ((rc = vrow_read(c, ST_VER_LATEST, bucket_id, key, klen, 0, &r, NULL, NULL)))
 		return rc;
@@ -237,7 +242,7 @@ int ver_put(struct s3meta *m, struct conn *c, const struct bkt *b, const char *k
 	bool is_null = b->versioning != S3META_VERSIONING_ENABLED;
 	struct usage_delta d = { 0 };
 	int64_t id;
-	int rc = make_room(c, b->id, key, klen, is_null, &d, freed);
+	int rc = make_room(c, b, key, klen, is_null, &d, freed);
 	if (!rc)
 		rc = vrow_insert(m, c, b->id, key, klen, is_null, false, vn, &id, &d);
 	if (!rc)
@@ -525,7 +530,7 @@ int s3meta_object_delete(struct s3meta *m, const char *bucket, const char *key, 
 		int64_t id;
 		struct s3meta_put marker = { .owner = owner };
 		struct ver_new vn = { .p = &marker };
-		rc = make_room(c, b.id, key, klen, is_null, &d, &staged);
+		rc = make_room(c, &b, key, klen, is_null, &d, &staged);
 		if (!rc)
 			rc = vrow_insert(m, c, b.id, key, klen, is_null, true, &vn, &id, &d);
 		if (!rc) {

@@ -1106,7 +1106,7 @@ TEST(s3meta_persistence)
 	CHECK_EQ_INT(put(m, "pbk", "k", 11, "one", v1, NULL), 0);
 	CHECK_EQ_INT(put(m, "pbk", "k", 22, "two", v2, NULL), 0);
 	CHECK_EQ_INT(s3meta_mpu_create(m, "pbk", "u", &(struct s3meta_put){ .owner = OWNER }, uid), 0);
-	CHECK_EQ_INT(s3meta_checkpoint(m), 0);
+	CHECK_EQ_INT(s3meta_checkpoint(m, NULL, NULL), 0);
 	s3meta_close(m);
 
 	m = meta_open(dir);
