@@ -72,7 +72,7 @@ unit-asan: $(B)/unit_tests_asan
 # then each tests/fuzz/fuzz_X.c links against it and runs for FUZZ_SECONDS on
 # its corpus (tests/fuzz/corpus/fuzz_X plus what it finds in build/corpus/).
 FUZZ_SECONDS ?= 20
-FUZZ_CFLAGS := -std=c17 -g -O1 -Isrc -D_GNU_SOURCE -pthread -fsanitize=address,undefined
+FUZZ_CFLAGS := -std=c17 -g -O1 -Isrc -D_GNU_SOURCE -pthread -fsanitize=address,undefined -MMD -MP
 FOBJ_LIB := $(SRC_LIB:%.c=$(B)/fuzzobj/%.o)
 $(B)/fuzzobj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -113,4 +113,5 @@ compdb:
 clean:
 	rm -rf $(B)
 
--include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_TEST:.o=.d) $(AOBJ_LIB:.o=.d) $(AOBJ_TEST:.o=.d)
+-include $(OBJ_LIB:.o=.d) $(OBJ_MAIN:.o=.d) $(OBJ_TEST:.o=.d) $(AOBJ_LIB:.o=.d) $(AOBJ_TEST:.o=.d) \
+	$(FOBJ_LIB:.o=.d) $(SRC_MAIN:%.c=$(B)/asan/%.d)
