@@ -76,8 +76,9 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	g_stop = 1;
-	if (g_hk_loop)
-		loop_stop(g_hk_loop);
+	struct loop *l = __atomic_load_n(&g_hk_loop, __ATOMIC_SEQ_CST);
+	if (l)
+		loop_stop(l);
 }
 
 struct housekeeping {
@@ -292,6 +293,16 @@ static int cmd_server(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	/* Every thread started from here on inherits a mask that blocks the
+	 * stop signals, so the handler only ever runs on this thread -- never
+	 * on another one while this one frees the housekeeping loop at
+	 * shutdown. A signal that arrives during startup stays pending until
+	 * the unblock before hk_main, which then returns at once. */
+	sigset_t stopsigs;
+	sigemptyset(&stopsigs);
+	sigaddset(&stopsigs, SIGINT);
+	sigaddset(&stopsigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stopsigs, NULL);
 
 	int exit_code = 1, lock_fd = -1, rc;
 	bool broker_open = false, groups_open = false;
@@ -336,6 +347,7 @@ static int cmd_server(int argc, char **argv)
 			 sconf.root_from_default ? " (the defaults: set s3.root.user/s3.root.password or "
 						   "SILT_ROOT_USER/SILT_ROOT_PASSWORD)" : "");
 	}
+	pthread_sigmask(SIG_UNBLOCK, &stopsigs, NULL);
 	if (g_stop)
 		loop_stop(hk.loop);
 	hk_main(&hk);
@@ -344,13 +356,17 @@ static int cmd_server(int argc, char **argv)
 out:
 	s3svc_stop(g_s3);
 	g_s3 = NULL;
+	/* Loops first (no new requests, pending ones cancelled), then the
+	 * flusher, which may still kafka_kick() the stopped loops: the server
+	 * is freed only after it. */
 	kserver_stop(srv);
 	kbroker_flusher_stop();
 	if (groups_open)
 		kgroup_shutdown();
+	kserver_free(srv);
 	if (broker_open)
 		kbroker_close();
-	g_hk_loop = NULL;
+	__atomic_store_n(&g_hk_loop, NULL, __ATOMIC_SEQ_CST);
 	loop_free(hk.loop);
 	if (lock_fd >= 0)
 		close(lock_fd);

@@ -44,6 +44,10 @@ struct hloop {
 	time_t date_sec;
 	char date[40];
 	struct loop_io listen_io; /* loop 0 only */
+	/* Shutdown (close_all_cb): no more connections; handoffs that arrive
+	 * later are refused, even when they run inside loop_free. */
+	bool closed;
+	int64_t drain_until_ms; /* monotonic: stop waiting for owed answers */
 };
 
 struct http_server {
@@ -1300,7 +1304,12 @@ static void adopt(struct hloop *hl, int fd, const char *peer)
 static void adopt_cb(void *arg)
 {
 	struct handoff *h = arg;
-	adopt(h->hl, h->fd, h->peer);
+	if (h->hl->closed) {
+		close(h->fd);
+		__atomic_sub_fetch(&h->hl->srv->nconns, 1, __ATOMIC_RELAXED);
+	} else {
+		adopt(h->hl, h->fd, h->peer);
+	}
 	free(h);
 }
 
@@ -1431,21 +1440,57 @@ uint64_t http_server_nrequests(const struct http_server *s)
 	return n;
 }
 
+/* How long a stopping loop waits for handlers to answer the requests it
+ * aborted (work they posted to the loop, e.g. a copy's next step, answers
+ * an aborted request at once) before it frees them regardless. */
+#define STOP_DRAIN_MS 2000
+
+/* Shutdown, on each loop, posted to itself until done. Every connection is
+ * closed, which aborts the requests handlers still owe an answer; then the
+ * loop keeps running its posted work until those answers come, because
+ * that work points at the requests: freeing them first would leave it a
+ * dangling pointer when it runs next (or inside loop_free). Loop 0 stops
+ * accepting first; a connection it accepted just before may be on its way
+ * to a loop that already closed, and adopt_cb refuses it there. */
+static void stop_cb(void *arg)
+{
+	struct hloop *hl = arg;
+	loop_stop(hl->loop);
+}
+
 static void close_all_cb(void *arg)
 {
 	struct hloop *hl = arg;
-	if (hl->idx == 0)
-		loop_io_del(hl->loop, &hl->listen_io);
-	while (hl->conns) {
-		struct http_conn *c = hl->conns;
+	if (!hl->closed) {
+		hl->closed = true;
+		hl->drain_until_ms = mono_ms() + STOP_DRAIN_MS;
+		if (hl->idx == 0)
+			loop_io_del(hl->loop, &hl->listen_io);
+	}
+	struct http_conn *c = hl->conns;
+	while (c) {
+		struct http_conn *next = c->next;
 		conn_close(c, NULL);
-		/* An answer still owed after on_abort is given up (see header). */
+		conn_maybe_free(c);
+		c = next;
+	}
+	if (hl->conns && mono_ms() < hl->drain_until_ms) {
+		loop_post(hl->loop, close_all_cb, hl);
+		return;
+	}
+	while (hl->conns) {
+		c = hl->conns;
+		log_warn("http", "%s: handler did not answer an aborted request within %d ms of "
+			 "shutdown; freeing it", c->peer, STOP_DRAIN_MS);
+		/* An answer still owed is given up (see header). */
 		c->app_owes = false;
 		conn_unlink(c);
 		if (!c->free_posted)
 			conn_destroy(c);
 	}
-	loop_stop(hl->loop);
+	/* After the frees conn_maybe_free posted, so that requests finish
+	 * (on_done) on their own loop thread rather than inside loop_free. */
+	loop_post(hl->loop, stop_cb, hl);
 }
 
 void http_server_stop(struct http_server *s)

@@ -180,9 +180,13 @@ void http_server_conf_defaults(struct http_server_conf *c);
 int http_server_start(const struct http_server_conf *conf, struct http_server **out);
 /* The bound TCP port (useful with port 0). */
 int http_server_port(const struct http_server *s);
-/* Closes every connection, stops and joins the loops. Call when the
- * application holds no requests: one still unanswered gets on_abort and
- * then on_done(req, false) and is freed. Any thread but a loop thread. */
+/* Stops accepting, closes every connection, stops and joins the loops. A
+ * request still unanswered gets on_abort; the loop keeps running (timers,
+ * posted work) for up to 2 s until the handler answers it, and then it
+ * completes with on_done(req, false) on its loop. One still unanswered
+ * after that is freed regardless, so work that may still point at it must
+ * be posted to its loop (http_req_post), never held elsewhere. Any thread
+ * but a loop thread. */
 void http_server_stop(struct http_server *s);
 
 /* Connections currently open and requests completed, summed over loops

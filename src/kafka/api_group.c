@@ -332,7 +332,7 @@ int kh_offset_commit(struct kreq *req, struct rd *r)
 		(void)rd_i64(r); /* retention_time_ms: the broker's setting rules */
 	int32_t nt = rd_array(r, MAX_TOPICS);
 	struct topic_span *ts = xcalloc(nt ? (size_t)nt : 1, sizeof(*ts));
-	struct kgroup_commit *c = NULL;
+	struct koffsets_commit *c = NULL;
 	int32_t nc = 0, capc = 0;
 	for (int32_t t = 0; t < nt && !r->err; t++) {
 		ts[t].name = rd_str(r);
@@ -348,7 +348,7 @@ int kh_offset_commit(struct kreq *req, struct rd *r)
 		ts[t].first = nc;
 		ts[t].n = np;
 		for (int32_t i = 0; i < np && !r->err; i++, nc++) {
-			struct kgroup_commit *e = &c[nc];
+			struct koffsets_commit *e = &c[nc];
 			memset(e, 0, sizeof(*e));
 			e->topic = nonnull(ts[t].name);
 			e->partition = rd_i32(r);
@@ -391,7 +391,7 @@ int kh_offset_commit(struct kreq *req, struct rd *r)
 
 /* ---- OffsetFetch (9) v0-5 ---- */
 
-static void put_fetch_partition(struct wbuf *w, int v, const struct kgroup_offset *o)
+static void put_fetch_partition(struct wbuf *w, int v, const struct koffsets_offset *o)
 {
 	wbuf_i32(w, o->partition);
 	wbuf_i64(w, o->offset);
@@ -410,7 +410,7 @@ int kh_offset_fetch(struct kreq *req, struct rd *r)
 	if (all && v < 2)
 		rd_fail(r); /* null topics arrived in v2 */
 	struct topic_span *ts = xcalloc(nt ? (size_t)nt : 1, sizeof(*ts));
-	struct kgroup_offset *o = NULL;
+	struct koffsets_offset *o = NULL;
 	int32_t no = 0, capo = 0;
 	for (int32_t t = 0; t < nt && !r->err; t++) {
 		ts[t].name = nonnull(rd_str(r));
@@ -458,7 +458,7 @@ int kh_offset_fetch(struct kreq *req, struct rd *r)
 			i = j;
 		}
 		wbuf_patch_i32(w, count_at, ntopics);
-		kgroup_offsets_free(o, n, true);
+		koffsets_offsets_free(o, n, true);
 	} else {
 		kgroup_fetch_offsets(group, o, no);
 		wbuf_i32(w, nt);
@@ -469,7 +469,7 @@ int kh_offset_fetch(struct kreq *req, struct rd *r)
 				put_fetch_partition(w, v, &o[i]);
 		}
 		free(ts);
-		kgroup_offsets_free(o, no, false);
+		koffsets_offsets_free(o, no, false);
 	}
 	if (v >= 2)
 		wbuf_i16(w, KERR_NONE);

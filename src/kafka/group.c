@@ -1,4 +1,4 @@
-/* group.c - consumer group coordinator state machine and committed offsets.
+/* group.c - consumer group coordinator state machine.
  *
  * The state machine follows Kafka's GroupCoordinator for the classic
  * protocol. A JoinGroup moves a group to PreparingRebalance; the rebalance
@@ -13,26 +13,27 @@
  * CompletingRebalance for the leader's SyncGroup, whose assignments answer
  * every member's SyncGroup and make the group Stable.
  *
- * Everything lives under g_mu. Waiters (pending Join/Sync answers) are owned
- * by their requests; a member points at its waiters and the coordinator
- * fills them in and detaches them under g_mu. See group.h. */
+ * Everything lives under g_mu, including the committed offsets store
+ * (kafka/offsets.c), which the coordinator owns and calls only under it: the
+ * coordinator decides who may commit (membership and generation) and when
+ * offsets expire (groups without members); the store keeps them and their
+ * journal. A group exists here while it has members or offsets. Waiters
+ * (pending Join/Sync answers) are owned by their requests; a member points
+ * at its waiters and the coordinator fills them in and detaches them under
+ * g_mu. See group.h. */
 #include "core/platform.h"
 #include "kafka/group.h"
 
-#include "core/crc.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "core/wbuf.h"
 #include "kafka/broker.h"
 #include "kafka/errors.h"
 #include "kafka/kreq.h"
+#include "kafka/offsets.h"
 
 #include <assert.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <sys/mman.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define SUB "group"
@@ -69,17 +70,6 @@ struct kpending {
 	int64_t expires;
 };
 
-struct koffset {
-	struct koffset *next;
-	char *topic;
-	int32_t partition;
-	int64_t offset;
-	int32_t leader_epoch;
-	int64_t commit_ts; /* wall clock, for retention */
-	uint8_t *meta;
-	int32_t meta_len;
-};
-
 struct kgroup {
 	struct kgroup *next; /* hash chain */
 	char *id;
@@ -97,8 +87,6 @@ struct kgroup {
 	int64_t initial_end;  /* the delayed join never waits past this */
 	bool new_in_delay;    /* a member arrived during the current delay */
 	int64_t sync_deadline; /* members not synced by then are removed; 0 = none */
-	struct koffset **obuckets;
-	uint32_t nobuckets, noffsets;
 };
 
 enum kwaiter_kind { KW_JOIN, KW_SYNC };
@@ -115,18 +103,15 @@ static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct {
 	struct kgroup **buckets;
 	uint32_t nbuckets, ngroups;
-	uint32_t noffsets;
 	uint64_t member_bytes; /* protocol metadata and assignments held */
 	struct kgroup_limits lim;
 	int64_t (*clock)(void);
 	bool kick;
-	/* Offsets log. */
-	int fd;
-	char path[PATH_MAX];
-	uint64_t file_bytes; /* bytes of whole records in the file */
-	uint64_t live_bytes; /* bytes the live set would take compacted */
-	int64_t next_retention;
-} G = { .fd = -1 };
+	/* Committed offsets: opened by kgroup_init, or in memory on first use
+	 * (store()). */
+	struct koffsets *offsets;
+	int64_t next_retention; /* wall ms of the next expiry pass */
+} G;
 
 static int64_t gnow(void)
 {
@@ -291,411 +276,15 @@ static struct kgroup *group_create(struct slice id)
 	return g;
 }
 
-/* ------------------------------------------------------------------ */
-/* Offsets of a group                                                  */
-
-static uint32_t off_hash(const char *topic, size_t tlen, int32_t partition)
+/* The offsets store, created in memory if kgroup_init has not opened one
+ * (handlers driven without a server). Under g_mu. */
+static struct koffsets *store(void)
 {
-	uint32_t h = hash_bytes(topic, tlen, 2166136261u);
-	return hash_bytes(&partition, sizeof(partition), h);
-}
-
-static struct koffset **off_slot(struct kgroup *g, struct slice topic, int32_t partition)
-{
-	if (!g->nobuckets)
-		return NULL;
-	uint32_t h = off_hash((const char *)topic.p, slen(topic), partition);
-	struct koffset **pp = &g->obuckets[h % g->nobuckets];
-	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->partition == partition && s_eq(topic, (*pp)->topic))
-			return pp;
-	return pp;
-}
-
-static struct koffset *off_find(struct kgroup *g, struct slice topic, int32_t partition)
-{
-	struct koffset **pp = off_slot(g, topic, partition);
-	return pp ? *pp : NULL;
-}
-
-/* Bytes the record for o takes in a compacted log (see log format). */
-static uint64_t off_rec_bytes(const struct kgroup *g, const struct koffset *o)
-{
-	return 8 + 1 + 2 + strlen(g->id) + 2 + strlen(o->topic) + 4 + 8 + 4 + 8 + 2 +
-	       (uint64_t)o->meta_len;
-}
-
-static void off_free(struct koffset *o)
-{
-	free(o->topic);
-	free(o->meta);
-	free(o);
-}
-
-static void off_unlink(struct kgroup *g, struct koffset **pp)
-{
-	struct koffset *o = *pp;
-	*pp = o->next;
-	G.live_bytes -= off_rec_bytes(g, o);
-	g->noffsets--;
-	G.noffsets--;
-	off_free(o);
-}
-
-static void off_grow(struct kgroup *g)
-{
-	uint32_t old = g->nobuckets;
-	struct koffset **ob = g->obuckets;
-	g->nobuckets = old ? old * 2 : 16;
-	g->obuckets = xcalloc(g->nobuckets, sizeof(*g->obuckets));
-	for (uint32_t i = 0; i < old; i++) {
-		struct koffset *o = ob[i];
-		while (o) {
-			struct koffset *n = o->next;
-			uint32_t h = off_hash(o->topic, strlen(o->topic), o->partition);
-			o->next = g->obuckets[h % g->nobuckets];
-			g->obuckets[h % g->nobuckets] = o;
-			o = n;
-		}
+	if (!G.offsets) {
+		(void)koffsets_open(NULL, &G.offsets);
+		koffsets_set_sync(G.offsets, G.lim.fsync);
 	}
-	free(ob);
-}
-
-static void off_set(struct kgroup *g, struct slice topic, int32_t partition, int64_t offset,
-		    int32_t leader_epoch, struct slice meta, int64_t ts)
-{
-	struct koffset *o = off_find(g, topic, partition);
-	if (!o) {
-		if (g->noffsets >= g->nobuckets)
-			off_grow(g);
-		struct koffset **pp = off_slot(g, topic, partition);
-		o = xcalloc(1, sizeof(*o));
-		o->topic = s_dup(topic);
-		o->partition = partition;
-		*pp = o;
-		g->noffsets++;
-		G.noffsets++;
-	} else {
-		G.live_bytes -= off_rec_bytes(g, o);
-		free(o->meta);
-	}
-	o->offset = offset;
-	o->leader_epoch = leader_epoch;
-	o->commit_ts = ts;
-	o->meta_len = (int32_t)slen(meta);
-	o->meta = b_dup(meta.p, o->meta_len);
-	G.live_bytes += off_rec_bytes(g, o);
-}
-
-static void off_clear(struct kgroup *g)
-{
-	for (uint32_t i = 0; i < g->nobuckets; i++)
-		while (g->obuckets[i])
-			off_unlink(g, &g->obuckets[i]);
-	free(g->obuckets);
-	g->obuckets = NULL;
-	g->nobuckets = 0;
-}
-
-/* Removes offsets of `topic` (all topics if NULL) committed before
- * `before` (any time if INT64_MAX); appends tombstones to w if not NULL. */
-static void off_drop(struct kgroup *g, const char *topic, int64_t before, struct wbuf *w);
-
-/* ------------------------------------------------------------------ */
-/* Offsets log.
- *
- * <data_dir>/groups/offsets.log is a sequence of records:
- *   u32 body length, u32 CRC-32C of the body, body
- * body starts with a type byte; strings are i16 length + bytes:
- *   1 COMMIT      group, topic, i32 partition, i64 offset, i32 leader epoch,
- *                 i64 commit time (wall ms), metadata
- *   2 DEL_OFFSET  group, topic, i32 partition
- *   3 DEL_GROUP   group
- *   4 DEL_TOPIC   topic
- * Replay applies them in order. A record that is short, too long or fails
- * its CRC ends the log: everything from it on is cut (a torn append). */
-
-enum { REC_COMMIT = 1, REC_DEL_OFFSET = 2, REC_DEL_GROUP = 3, REC_DEL_TOPIC = 4 };
-#define REC_MAX (128u * 1024u)
-
-static size_t rec_begin(struct wbuf *w)
-{
-	size_t at = wbuf_i32(w, 0);
-	wbuf_i32(w, 0);
-	return at;
-}
-
-static void rec_end(struct wbuf *w, size_t at)
-{
-	if (w->err)
-		return;
-	size_t n = w->len - at - 8;
-	wbuf_patch_i32(w, at, (int32_t)n);
-	wbuf_patch_i32(w, at + 4, (int32_t)crc32c(0, w->p + at + 8, n));
-}
-
-static void rec_str(struct wbuf *w, const void *p, size_t n)
-{
-	wbuf_strn(w, p, (int32_t)n);
-}
-
-static void rec_commit(struct wbuf *w, const char *group, struct slice topic, int32_t partition,
-		       int64_t offset, int32_t epoch, int64_t ts, struct slice meta)
-{
-	size_t at = rec_begin(w);
-	wbuf_u8(w, REC_COMMIT);
-	rec_str(w, group, strlen(group));
-	rec_str(w, topic.p, slen(topic));
-	wbuf_i32(w, partition);
-	wbuf_i64(w, offset);
-	wbuf_i32(w, epoch);
-	wbuf_i64(w, ts);
-	rec_str(w, meta.p, slen(meta));
-	rec_end(w, at);
-}
-
-static void off_drop(struct kgroup *g, const char *topic, int64_t before, struct wbuf *w)
-{
-	for (uint32_t i = 0; i < g->nobuckets; i++) {
-		struct koffset **pp = &g->obuckets[i];
-		while (*pp) {
-			struct koffset *o = *pp;
-			if ((topic && strcmp(o->topic, topic) != 0) || o->commit_ts >= before) {
-				pp = &o->next;
-				continue;
-			}
-			if (w) {
-				size_t at = rec_begin(w);
-				wbuf_u8(w, REC_DEL_OFFSET);
-				rec_str(w, g->id, strlen(g->id));
-				rec_str(w, o->topic, strlen(o->topic));
-				wbuf_i32(w, o->partition);
-				rec_end(w, at);
-			}
-			off_unlink(g, pp);
-		}
-	}
-}
-
-/* Appends whole records with one write(2) (and fdatasync if configured).
- * On failure the file is cut back so no torn record is followed by later
- * good ones. 0 or -errno. */
-static int log_append(const struct wbuf *w)
-{
-	if (w->err)
-		return -ENOMEM;
-	if (G.fd < 0 || w->len == 0)
-		return 0;
-	const uint8_t *p = w->p;
-	size_t left = w->len;
-	int rc = 0;
-	while (left > 0) {
-		ssize_t n = write(G.fd, p, left);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		p += n;
-		left -= (size_t)n;
-	}
-	if (!rc && G.lim.fsync && fdatasync(G.fd) != 0)
-		rc = -errno;
-	if (rc) {
-		log_error(SUB, "appending to %s: %s", G.path, silt_strerror(rc));
-		if (ftruncate(G.fd, (off_t)G.file_bytes) != 0)
-			log_error(SUB, "cutting %s back: %s", G.path, strerror(errno));
-		return rc;
-	}
-	G.file_bytes += w->len;
-	return 0;
-}
-
-static void snapshot_live(struct wbuf *w)
-{
-	for (uint32_t b = 0; b < G.nbuckets; b++)
-		for (struct kgroup *g = G.buckets[b]; g; g = g->next)
-			for (uint32_t i = 0; i < g->nobuckets; i++)
-				for (struct koffset *o = g->obuckets[i]; o; o = o->next) {
-					struct slice t = { (const uint8_t *)o->topic,
-							   (int32_t)strlen(o->topic) };
-					struct slice m = { o->meta, o->meta_len };
-					rec_commit(w, g->id, t, o->partition, o->offset,
-						   o->leader_epoch, o->commit_ts, m);
-				}
-}
-
-static int log_open_append(void)
-{
-	G.fd = open(G.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-	return G.fd < 0 ? -errno : 0;
-}
-
-/* Rewrites the log as the live set, atomically. */
-static int log_compact(void)
-{
-	if (!G.path[0])
-		return 0;
-	struct wbuf w;
-	wbuf_init(&w, 1 << 16, 0);
-	snapshot_live(&w);
-	int rc = w.err ? -ENOMEM : write_file_atomic(G.path, w.p, w.len);
-	if (rc) {
-		log_warn(SUB, "compacting %s: %s", G.path, silt_strerror(rc));
-	} else {
-		log_info(SUB, "compacted %s: %" PRIu64 " -> %zu bytes", G.path, G.file_bytes, w.len);
-		if (G.fd >= 0)
-			close(G.fd);
-		G.file_bytes = w.len;
-		rc = log_open_append();
-		if (rc)
-			log_error(SUB, "reopening %s: %s", G.path, silt_strerror(rc));
-	}
-	wbuf_destroy(&w);
-	return rc;
-}
-
-static void maybe_compact(void)
-{
-	if (G.file_bytes > (64u << 20) && G.file_bytes > 4 * G.live_bytes)
-		(void)log_compact();
-}
-
-static struct kgroup *group_for_replay(struct slice id)
-{
-	struct kgroup *g = group_find(id);
-	return g ? g : group_create(id);
-}
-
-static void group_free(struct kgroup *g);
-static void group_remove(struct kgroup *g);
-
-/* Applies one record body; false if it does not parse. */
-static bool replay_one(struct rd *r)
-{
-	uint8_t type = rd_u8(r);
-	struct slice group = { 0 }, topic = { 0 }, meta = { 0 };
-	int32_t partition = 0, epoch = 0;
-	int64_t offset = 0, ts = 0;
-	switch (type) {
-	case REC_COMMIT:
-		group = rd_str(r);
-		topic = rd_str(r);
-		partition = rd_i32(r);
-		offset = rd_i64(r);
-		epoch = rd_i32(r);
-		ts = rd_i64(r);
-		meta = rd_str(r);
-		break;
-	case REC_DEL_OFFSET:
-		group = rd_str(r);
-		topic = rd_str(r);
-		partition = rd_i32(r);
-		break;
-	case REC_DEL_GROUP:
-		group = rd_str(r);
-		break;
-	case REC_DEL_TOPIC:
-		topic = rd_str(r);
-		break;
-	default:
-		return false;
-	}
-	if (r->err || rd_left(r) != 0 || group.len < 0 || topic.len < 0 || meta.len < 0 ||
-	    meta.len > KGROUP_MAX_OFFSET_METADATA || s_has_nul(group) || s_has_nul(topic))
-		return false;
-	struct kgroup *g;
-	switch (type) {
-	case REC_COMMIT:
-		if (G.noffsets >= KGROUP_MAX_OFFSETS && !((g = group_find(group)) &&
-							   off_find(g, topic, partition)))
-			return true;
-		g = group_for_replay(group);
-		if (g)
-			off_set(g, topic, partition, offset, epoch, meta, ts);
-		break;
-	case REC_DEL_OFFSET:
-		g = group_find(group);
-		if (g) {
-			struct koffset **pp = off_slot(g, topic, partition);
-			if (pp && *pp)
-				off_unlink(g, pp);
-		}
-		break;
-	case REC_DEL_GROUP:
-		g = group_find(group);
-		if (g) {
-			group_remove(g);
-			group_free(g);
-		}
-		break;
-	case REC_DEL_TOPIC: {
-		char *t = s_dup(topic);
-		for (uint32_t b = 0; b < G.nbuckets; b++)
-			for (g = G.buckets[b]; g; g = g->next)
-				off_drop(g, t, INT64_MAX, NULL);
-		free(t);
-		break;
-	}
-	}
-	return true;
-}
-
-static int log_load(void)
-{
-	int fd = open(G.path, O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	struct stat st;
-	if (fstat(fd, &st) != 0) {
-		int rc = -errno;
-		close(fd);
-		return rc;
-	}
-	size_t size = (size_t)st.st_size;
-	size_t good = 0;
-	uint64_t nrec = 0;
-	if (size > 0) {
-		const uint8_t *base = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (base == MAP_FAILED) {
-			int rc = -errno;
-			close(fd);
-			return rc;
-		}
-		struct rd r;
-		rd_init(&r, base, size);
-		while (rd_left(&r) >= 8) {
-			uint32_t len = rd_u32(&r);
-			uint32_t crc = rd_u32(&r);
-			if (len == 0 || len > REC_MAX || len > rd_left(&r))
-				break;
-			const uint8_t *body = rd_bytes(&r, len);
-			if (crc32c(0, body, len) != crc)
-				break;
-			struct rd br;
-			rd_init(&br, body, len);
-			if (!replay_one(&br))
-				break;
-			good = (size_t)(r.p - base);
-			nrec++;
-		}
-		munmap((void *)(uintptr_t)base, size);
-	}
-	if (good < size) {
-		log_warn(SUB, "%s: cutting %zu bytes of torn or corrupt tail at %zu", G.path,
-			 size - good, good);
-		if (ftruncate(fd, (off_t)good) != 0) {
-			int rc = -errno;
-			close(fd);
-			return rc;
-		}
-	}
-	close(fd);
-	G.file_bytes = good;
-	log_info(SUB, "loaded %" PRIu64 " offset records, %u offsets in %u groups", nrec, G.noffsets,
-		 G.ngroups);
-	return 0;
+	return G.offsets;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1444,7 +1033,6 @@ static void group_free(struct kgroup *g)
 		member_remove_raw(g, g->nmembers - 1);
 	while (g->npending > 0)
 		pending_remove(g, g->npending - 1);
-	off_clear(g);
 	free(g->members);
 	free(g->pending);
 	free(g->id);
@@ -1466,19 +1054,9 @@ int16_t kgroup_delete(struct slice group_id)
 		err = KERR_NON_EMPTY_GROUP;
 		goto out;
 	}
-	if (g->noffsets > 0) {
-		struct wbuf w;
-		wbuf_init(&w, 64 + strlen(g->id), 0);
-		size_t at = rec_begin(&w);
-		wbuf_u8(&w, REC_DEL_GROUP);
-		rec_str(&w, g->id, strlen(g->id));
-		rec_end(&w, at);
-		int rc = log_append(&w);
-		wbuf_destroy(&w);
-		if (rc) {
-			err = KERR_UNKNOWN_SERVER_ERROR;
-			goto out;
-		}
+	if (koffsets_drop_group(store(), group_id) != 0) {
+		err = KERR_UNKNOWN_SERVER_ERROR;
+		goto out;
 	}
 	log_info(SUB, "deleting group %s", g->id);
 	group_remove(g);
@@ -1492,7 +1070,7 @@ out:
 /* Offsets API                                                          */
 
 void kgroup_commit_offsets(struct slice group_id, int32_t generation_id, struct slice member_id,
-			   struct kgroup_commit *c, int32_t n)
+			   struct koffsets_commit *c, int32_t n)
 {
 	int16_t err = KERR_NONE;
 	pthread_mutex_lock(&g_mu);
@@ -1528,126 +1106,31 @@ void kgroup_commit_offsets(struct slice group_id, int32_t generation_id, struct 
 		goto out;
 	}
 
-	int64_t ts = now_ms();
-	struct wbuf w;
-	wbuf_init(&w, 256, 0);
-	uint32_t adds = 0;
-	for (int32_t i = 0; i < n; i++) {
-		if (c[i].error)
-			continue;
-		if (c[i].metadata.len > KGROUP_MAX_OFFSET_METADATA) {
-			c[i].error = KERR_OFFSET_METADATA_TOO_LARGE;
-			continue;
-		}
-		if (!off_find(g, c[i].topic, c[i].partition) &&
-		    G.noffsets + ++adds > KGROUP_MAX_OFFSETS) {
-			log_warn(SUB, "offset limit (%d) reached, refusing a commit", KGROUP_MAX_OFFSETS);
-			c[i].error = KERR_UNKNOWN_SERVER_ERROR;
-			continue;
-		}
-		rec_commit(&w, g->id, c[i].topic, c[i].partition, c[i].offset, c[i].leader_epoch, ts,
-			   c[i].metadata);
-	}
-	if (log_append(&w) != 0) {
-		for (int32_t i = 0; i < n; i++)
-			if (!c[i].error)
-				c[i].error = KERR_UNKNOWN_SERVER_ERROR;
-	} else {
-		for (int32_t i = 0; i < n; i++)
-			if (!c[i].error)
-				off_set(g, c[i].topic, c[i].partition, c[i].offset, c[i].leader_epoch,
-					c[i].metadata, ts);
-		maybe_compact();
-	}
-	wbuf_destroy(&w);
+	koffsets_commit(store(), g->id, c, n, now_ms());
 out:
 	unlock_and_kick();
 }
 
-void kgroup_fetch_offsets(struct slice group_id, struct kgroup_offset *o, int32_t n)
+void kgroup_fetch_offsets(struct slice group_id, struct koffsets_offset *o, int32_t n)
 {
 	pthread_mutex_lock(&g_mu);
-	struct kgroup *g = group_find(group_id);
-	for (int32_t i = 0; i < n; i++) {
-		const struct koffset *k = g ? off_find(g, o[i].topic, o[i].partition) : NULL;
-		o[i].offset = k ? k->offset : -1;
-		o[i].leader_epoch = k ? k->leader_epoch : -1;
-		o[i].metadata = k ? b_dup(k->meta, k->meta_len) : NULL;
-		o[i].metadata_len = k ? k->meta_len : 0;
-	}
+	koffsets_fetch(store(), group_id, o, n);
 	pthread_mutex_unlock(&g_mu);
 }
 
-static int off_cmp(const void *a, const void *b)
-{
-	const struct kgroup_offset *x = a, *y = b;
-	int c = strcmp((const char *)x->topic.p, (const char *)y->topic.p);
-	if (c)
-		return c;
-	return (x->partition > y->partition) - (x->partition < y->partition);
-}
-
-struct kgroup_offset *kgroup_fetch_all_offsets(struct slice group_id, int32_t *n)
+struct koffsets_offset *kgroup_fetch_all_offsets(struct slice group_id, int32_t *n)
 {
 	pthread_mutex_lock(&g_mu);
-	struct kgroup *g = group_find(group_id);
-	uint32_t cnt = g ? g->noffsets : 0;
-	struct kgroup_offset *o = xcalloc(cnt ? cnt : 1, sizeof(*o));
-	uint32_t k = 0;
-	for (uint32_t b = 0; g && b < g->nobuckets; b++)
-		for (struct koffset *x = g->obuckets[b]; x; x = x->next, k++) {
-			o[k].topic.p = (const uint8_t *)xstrdup(x->topic);
-			o[k].topic.len = (int32_t)strlen(x->topic);
-			o[k].partition = x->partition;
-			o[k].offset = x->offset;
-			o[k].leader_epoch = x->leader_epoch;
-			o[k].metadata = b_dup(x->meta, x->meta_len);
-			o[k].metadata_len = x->meta_len;
-		}
+	struct koffsets_offset *o = koffsets_fetch_all(store(), group_id, n);
 	pthread_mutex_unlock(&g_mu);
-	qsort(o, k, sizeof(*o), off_cmp);
-	*n = (int32_t)k;
 	return o;
-}
-
-void kgroup_offsets_free(struct kgroup_offset *o, int32_t n, bool topics_owned)
-{
-	if (!o)
-		return;
-	for (int32_t i = 0; i < n; i++) {
-		free(o[i].metadata);
-		if (topics_owned)
-			free((void *)(uintptr_t)o[i].topic.p);
-	}
-	free(o);
 }
 
 void kgroup_topic_deleted(const char *topic)
 {
 	pthread_mutex_lock(&g_mu);
-	bool any = false;
-	for (uint32_t b = 0; b < G.nbuckets && !any; b++)
-		for (struct kgroup *g = G.buckets[b]; g && !any; g = g->next)
-			for (uint32_t i = 0; i < g->nobuckets && !any; i++)
-				for (struct koffset *o = g->obuckets[i]; o && !any; o = o->next)
-					any = strcmp(o->topic, topic) == 0;
-	if (any) {
-		struct wbuf w;
-		wbuf_init(&w, 64 + strlen(topic), 0);
-		size_t at = rec_begin(&w);
-		wbuf_u8(&w, REC_DEL_TOPIC);
-		rec_str(&w, topic, strlen(topic));
-		rec_end(&w, at);
-		/* Dropping in memory even if the append fails: the topic is
-		 * gone, and a later topic of that name starting from stale
-		 * offsets is the lesser harm of the two. */
-		(void)log_append(&w);
-		wbuf_destroy(&w);
-		for (uint32_t b = 0; b < G.nbuckets; b++)
-			for (struct kgroup *g = G.buckets[b]; g; g = g->next)
-				off_drop(g, topic, INT64_MAX, NULL);
+	if (koffsets_drop_topic(store(), topic) > 0)
 		log_info(SUB, "dropped committed offsets of deleted topic %s", topic);
-	}
 	unlock_and_kick();
 }
 
@@ -1766,6 +1249,8 @@ void kgroup_set_limits(const struct kgroup_limits *lim)
 		G.lim = *lim;
 	else
 		limits_from_conf();
+	if (G.offsets)
+		koffsets_set_sync(G.offsets, G.lim.fsync);
 	pthread_mutex_unlock(&g_mu);
 }
 
@@ -1776,41 +1261,29 @@ void kgroup_set_clock(int64_t (*now)(void))
 	pthread_mutex_unlock(&g_mu);
 }
 
+static void mirror_group(void *arg, const char *id)
+{
+	(void)arg;
+	struct slice sid = { (const uint8_t *)id, (int32_t)strlen(id) };
+	if (!group_find(sid))
+		(void)group_create(sid);
+}
+
 int kgroup_init(const char *data_dir)
 {
-	int rc = 0;
 	pthread_mutex_lock(&g_mu);
 	limits_from_conf();
-	G.path[0] = '\0';
-	G.fd = -1;
-	G.file_bytes = 0;
 	G.next_retention = 0;
-	if (!data_dir)
-		goto out;
-	char dir[PATH_MAX];
-	if (snprintf(dir, sizeof(dir), "%s/groups", data_dir) >= (int)sizeof(dir) ||
-	    snprintf(G.path, sizeof(G.path), "%s/offsets.log", dir) >= (int)sizeof(G.path)) {
-		rc = -ENAMETOOLONG;
-		goto out;
-	}
-	rc = mkdir_p(dir, 0755);
-	if (rc)
-		goto out;
-	struct stat st;
-	bool existed = stat(G.path, &st) == 0;
-	rc = log_load();
-	if (rc)
-		goto out;
-	if (G.file_bytes > (1u << 20) && G.file_bytes > 2 * G.live_bytes)
-		(void)log_compact();
-	if (G.fd < 0)
-		rc = log_open_append();
-	if (!rc && !existed)
-		rc = fsync_dir(dir);
-out:
+	koffsets_close(G.offsets);
+	G.offsets = NULL;
+	int rc = koffsets_open(data_dir, &G.offsets);
 	if (rc) {
 		log_error(SUB, "loading committed offsets from %s: %s", data_dir, silt_strerror(rc));
-		G.path[0] = '\0';
+	} else {
+		koffsets_set_sync(G.offsets, G.lim.fsync);
+		/* A group exists while it has offsets: those of before the
+		 * restart come back Empty, as in Kafka. */
+		koffsets_for_each_group(G.offsets, mirror_group, NULL);
 	}
 	pthread_mutex_unlock(&g_mu);
 	return rc;
@@ -1836,17 +1309,20 @@ void kgroup_shutdown(void)
 	}
 	free(G.buckets);
 	G.buckets = NULL;
-	assert(G.member_bytes == 0 && G.noffsets == 0 && G.live_bytes == 0);
+	assert(G.member_bytes == 0);
 	G.nbuckets = G.ngroups = 0;
-	G.noffsets = 0;
-	G.live_bytes = 0;
 	G.member_bytes = 0;
-	if (G.fd >= 0)
-		close(G.fd);
-	G.fd = -1;
-	G.path[0] = '\0';
-	G.file_bytes = 0;
+	koffsets_close(G.offsets);
+	G.offsets = NULL;
 	unlock_and_kick();
+}
+
+/* Offsets expire only in groups without members (Kafka: Empty groups). */
+static bool group_active(void *arg, const char *id)
+{
+	(void)arg;
+	const struct kgroup *g = group_find((struct slice){ (const uint8_t *)id, (int32_t)strlen(id) });
+	return g && (g->state != KGS_EMPTY || g->npending > 0);
 }
 
 static void expire_offsets(void)
@@ -1855,24 +1331,9 @@ static void expire_offsets(void)
 	if (G.lim.offsets_retention_ms <= 0 || now < G.next_retention)
 		return;
 	G.next_retention = now + 60000;
-	int64_t before = now - G.lim.offsets_retention_ms;
-	struct wbuf w;
-	wbuf_init(&w, 0, 0);
-	uint32_t dropped = 0;
-	for (uint32_t b = 0; b < G.nbuckets; b++)
-		for (struct kgroup *g = G.buckets[b]; g; g = g->next) {
-			if (g->state != KGS_EMPTY || g->npending > 0)
-				continue;
-			uint32_t had = g->noffsets;
-			off_drop(g, NULL, before, &w);
-			dropped += had - g->noffsets;
-		}
-	if (dropped) {
+	uint32_t dropped = koffsets_expire(store(), now - G.lim.offsets_retention_ms, group_active, NULL);
+	if (dropped)
 		log_info(SUB, "expired %u committed offsets past retention", dropped);
-		(void)log_append(&w);
-		maybe_compact();
-	}
-	wbuf_destroy(&w);
 }
 
 void kgroup_tick(int64_t now_ms_unused)
@@ -1908,7 +1369,8 @@ void kgroup_tick(int64_t now_ms_unused)
 				}
 			}
 			if (g->state == KGS_EMPTY && g->nmembers == 0 && g->npending == 0 &&
-			    g->noffsets == 0) {
+			    !koffsets_has_group(store(), (struct slice){ (const uint8_t *)g->id,
+									  (int32_t)strlen(g->id) })) {
 				group_remove(g);
 				group_free(g);
 			}

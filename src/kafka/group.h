@@ -1,4 +1,4 @@
-/* group.h - the consumer group coordinator and committed offsets storage.
+/* group.h - the consumer group coordinator.
  *
  * Single node: this broker coordinates every group. The module keeps Kafka's
  * classic group protocol (JoinGroup/SyncGroup/Heartbeat/LeaveGroup) state
@@ -14,24 +14,26 @@
  * the coordinator stores it there and calls kafka_kick(), and the request's
  * poll function collects it with kgroup_waiter_take on its own loop thread.
  *
- * Durability: committed offsets are appended to <data_dir>/groups/offsets.log
- * (each record with its CRC-32C) with write(2) before kgroup_commit_offsets
- * returns, so an acknowledged commit survives a kill -9 (page cache, like
- * Kafka's default; fdatasync too when the broker's fsync_acks is set).
- * Group membership is not persisted: after a restart members rejoin. */
+ * Committed offsets: the coordinator owns the offsets store (kafka/offsets.h)
+ * and calls it under its mutex; OffsetCommit and OffsetFetch go through the
+ * functions below. A commit is appended to <data_dir>/groups/offsets.log
+ * with write(2) before kgroup_commit_offsets returns, so an acknowledged
+ * commit survives a kill -9 (page cache, like Kafka's default; fdatasync
+ * too when the broker's fsync_acks is set). Group membership is not
+ * persisted: after a restart members rejoin, and groups that have offsets
+ * come back Empty. */
 #ifndef SILT_KAFKA_GROUP_H
 #define SILT_KAFKA_GROUP_H
 
 #include "core/platform.h"
 #include "core/rd.h"
+#include "kafka/offsets.h"
 
 /* Bounds that keep the coordinator's memory finite whatever clients send. */
 enum {
 	KGROUP_MAX_GROUPS = 10000,
 	KGROUP_MAX_MEMBERS = 1000,            /* per group -> GROUP_MAX_SIZE_REACHED */
 	KGROUP_MAX_MEMBER_BYTES = 1 << 20,    /* protocol metadata, assignment, each */
-	KGROUP_MAX_OFFSETS = 1000000,         /* committed offsets across groups */
-	KGROUP_MAX_OFFSET_METADATA = 4096,    /* -> OFFSET_METADATA_TOO_LARGE */
 };
 /* All members' metadata and assignments together; past it joins and syncs
  * get COORDINATOR_NOT_AVAILABLE (retriable) instead of growing memory. */
@@ -56,13 +58,13 @@ struct kgroup_limits {
 	bool fsync;                   /* fdatasync each commit before answering */
 };
 
-/* Reads the limits from kbroker_conf() (call after the broker is open),
- * loads the committed offsets from <data_dir>/groups/ (cutting a torn tail,
- * compacting when the file is mostly dead records) and opens the log for
- * appending. data_dir NULL keeps offsets in memory only. 0 or -errno. */
+/* Reads the limits from kbroker_conf() (call after the broker is open) and
+ * opens the committed offsets store of data_dir (koffsets_open: replay, torn
+ * tail cut, compaction); every group that has offsets exists, Empty. data_dir
+ * NULL keeps offsets in memory only. 0 or -errno. */
 int kgroup_init(const char *data_dir);
-/* Frees every group; waiters still pending are answered with
- * COORDINATOR_NOT_AVAILABLE (their owners free them). */
+/* Frees every group and closes the offsets store; waiters still pending
+ * are answered with COORDINATOR_NOT_AVAILABLE (their owners free them). */
 void kgroup_shutdown(void);
 /* Expires members and pending member ids whose session timed out, completes
  * rebalances whose deadline passed, drops offsets past retention of groups
@@ -153,40 +155,18 @@ int16_t kgroup_leave(struct slice group_id, struct slice member_id, struct slice
 /* Deletes an Empty group and its offsets: GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP. */
 int16_t kgroup_delete(struct slice group_id);
 
-/* One partition of an OffsetCommit. error is in/out: entries that arrive
- * with an error (e.g. unknown topic) are skipped and keep it. */
-struct kgroup_commit {
-	struct slice topic;
-	int32_t partition;
-	int64_t offset;
-	int32_t leader_epoch;
-	struct slice metadata; /* null stored as "" */
-	int16_t error;
-};
-
 /* Validates the committer (a member of the current generation, or a
  * "simple" consumer: generation < 0, empty member id, group without
- * members), makes the accepted entries durable (see the header comment)
- * and applies them. */
+ * members), then stores the entries without an error (koffsets_commit:
+ * durable first, then applied); the others get the error. */
 void kgroup_commit_offsets(struct slice group_id, int32_t generation_id, struct slice member_id,
-			   struct kgroup_commit *c, int32_t n);
-
-/* A committed offset; offset -1, leader_epoch -1 and no metadata when none. */
-struct kgroup_offset {
-	struct slice topic;
-	int32_t partition;
-	int64_t offset;
-	int32_t leader_epoch;
-	uint8_t *metadata; /* heap, may be NULL when metadata_len is 0 */
-	int32_t metadata_len;
-};
+			   struct koffsets_commit *c, int32_t n);
 
 /* Fills offset/leader_epoch/metadata of each entry from its topic/partition. */
-void kgroup_fetch_offsets(struct slice group_id, struct kgroup_offset *o, int32_t n);
+void kgroup_fetch_offsets(struct slice group_id, struct koffsets_offset *o, int32_t n);
 /* Every offset of the group, sorted by topic then partition; topic views
- * point at heap copies. Free with kgroup_offsets_free(o, n, true). */
-struct kgroup_offset *kgroup_fetch_all_offsets(struct slice group_id, int32_t *n);
-void kgroup_offsets_free(struct kgroup_offset *o, int32_t n, bool topics_owned);
+ * point at heap copies. Free with koffsets_offsets_free(o, n, true). */
+struct koffsets_offset *kgroup_fetch_all_offsets(struct slice group_id, int32_t *n);
 
 /* ---- Listing ---- */
 

@@ -70,6 +70,10 @@ struct kloop {
 	int kick_posted;               /* atomic: a kick is already queued */
 	struct loop_timer deadline;
 	struct loop_io listen_io;      /* only loop 0 */
+	/* Set by close_all_cb: the loop takes no more connections. A handoff
+	 * that arrives later (accepted on loop 0 while this loop was already
+	 * closing) is refused; it may even run inside loop_free. */
+	bool closed;
 	/* silt.debug.request.timing: produce requests' time in the server,
 	 * one log line per burst (at most every TIMING_WINDOW_MS); NULL if off. */
 	struct lathist *timing;
@@ -82,6 +86,7 @@ struct kloop {
 
 struct kserver {
 	int lfd;
+	int port;
 	int nloops;
 	struct kloop *loops;
 	int next_loop;
@@ -349,7 +354,7 @@ static void kick_cb(void *arg)
 
 void kafka_kick(void)
 {
-	struct kserver *s = g_srv;
+	struct kserver *s = __atomic_load_n(&g_srv, __ATOMIC_ACQUIRE);
 	if (!s)
 		return;
 	for (int i = 0; i < s->nloops; i++) {
@@ -688,6 +693,13 @@ static void adopt_cb(void *arg)
 {
 	struct handoff *h = arg;
 	struct kloop *kl = h->kl;
+	if (kl->closed) {
+		log_debug("kafka", "%s: closed, the server is stopping", h->peer);
+		close(h->fd);
+		__atomic_sub_fetch(&kl->srv->nconns, 1, __ATOMIC_RELAXED);
+		free(h);
+		return;
+	}
 	struct kconn *c = xcalloc(1, sizeof(*c));
 	c->kl = kl;
 	c->io.fd = h->fd;
@@ -757,11 +769,13 @@ static void *loop_thread(void *arg)
 
 int kserver_start(const char *host, int port, int nthreads, struct kserver **out)
 {
-	int fd = listener_open(host, port, NULL);
+	int bound = 0;
+	int fd = listener_open(host, port, &bound);
 	if (fd < 0)
 		return fd;
 	struct kserver *s = xcalloc(1, sizeof(*s));
 	s->lfd = fd;
+	s->port = bound;
 	s->nloops = nthreads < 1 ? 1 : nthreads;
 	s->loops = xcalloc((size_t)s->nloops, sizeof(*s->loops));
 	g_srv = s;
@@ -787,9 +801,26 @@ int kserver_start(const char *host, int port, int nthreads, struct kserver **out
 	return 0;
 }
 
+int kserver_port(const struct kserver *s)
+{
+	return s->port;
+}
+
+struct loop *kserver_loop(struct kserver *s, int i)
+{
+	return i >= 0 && i < s->nloops ? s->loops[i].loop : NULL;
+}
+
+/* Shutdown, on each loop. Loop 0 stops accepting first; a connection it
+ * accepted just before may already be on its way to a loop that has closed
+ * (the loops close in no particular order), and adopt_cb refuses it there
+ * instead of serving it on a stopped loop. */
 static void close_all_cb(void *arg)
 {
 	struct kloop *kl = arg;
+	kl->closed = true;
+	if (kl->idx == 0)
+		loop_io_del(kl->loop, &kl->listen_io);
 	while (kl->conns)
 		conn_close(kl->conns, NULL);
 	timing_report(kl);
@@ -804,13 +835,22 @@ void kserver_stop(struct kserver *s)
 		loop_post(s->loops[i].loop, close_all_cb, &s->loops[i]);
 	for (int i = 0; i < s->nloops; i++)
 		pthread_join(s->loops[i].thread, NULL);
-	g_srv = NULL;
+	close(s->lfd);
+	s->lfd = -1;
+}
+
+void kserver_free(struct kserver *s)
+{
+	if (!s)
+		return;
+	__atomic_store_n(&g_srv, NULL, __ATOMIC_RELEASE);
+	/* Runs what is still posted: kick_cb (nothing pending any more), the
+	 * deferred frees of closed connections, refused handoffs. */
 	for (int i = 0; i < s->nloops; i++) {
 		loop_free(s->loops[i].loop);
 		wbuf_destroy(&s->loops[i].scratch);
 		free(s->loops[i].timing);
 	}
-	close(s->lfd);
 	free(s->loops);
 	free(s);
 }

@@ -16,8 +16,19 @@ struct kserver;
 
 /* Binds host:port and starts conf->nthreads loop threads. 0 or -errno. */
 int kserver_start(const char *host, int port, int nthreads, struct kserver **out);
-/* Stops the loops, closes every connection, joins the threads. */
+/* The bound port (useful with port 0). */
+int kserver_port(const struct kserver *s);
+/* Loop i (0 <= i < nthreads), or NULL: for tests that post work to it. */
+struct loop;
+struct loop *kserver_loop(struct kserver *s, int i);
+/* Stops accepting, closes every connection (cancelling pending requests),
+ * stops and joins the loop threads. Any thread but a loop thread. */
 void kserver_stop(struct kserver *s);
+/* Frees the stopped server. kafka_kick() may be called from any thread
+ * until then (it posts to the stopped loops, harmlessly), so call this only
+ * once every other thread that may kick has stopped too: the flusher
+ * (kbroker_flusher_stop) and the housekeeping thread. */
+void kserver_free(struct kserver *s);
 
 /* The calling loop thread's decompression scratch buffer (kreq->kl); with
  * kl == NULL, a buffer private to the calling thread. */

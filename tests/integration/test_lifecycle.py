@@ -10,6 +10,9 @@
   with a message.
 - A second server on a data directory in use refuses to start (Kafka holds a
   lock file; two writers on one log corrupt it), and the first keeps serving.
+- SIGTERM while requests are pending on both network loops (JoinGroups
+  held by the initial rebalance delay, long-poll Fetches) and while clients
+  keep reconnecting is a clean shutdown: they are cancelled, exit status 0.
 - silt.debug.request.timing=true logs the produce requests' time in the
   server (one line per burst, and at shutdown); without it nothing is logged.
 """
@@ -20,10 +23,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from silt_harness import Silt, check, eq, free_port, log, run_test, tmpdir  # noqa: E402
+import kafka_wire as kw  # noqa: E402
 
 RECOVERY = re.compile(r"unclean|recovered segment", re.I)
 TIMING = re.compile(r"loop \d+: (\d+) produce requests in [0-9.]+ s; receive to response sent: "
@@ -82,7 +87,64 @@ def run_second(argv, what):
     return text
 
 
+def join_group_v0_body(group, member_id=""):
+    proto = kw.string("range") + kw.nbytes(kw.i16(0) + kw.array([kw.string("pend")]) + kw.nbytes(b""))
+    return kw.string(group) + kw.i32(10000) + kw.string(member_id) + kw.string("consumer") + \
+        kw.array([proto])
+
+
+def sigterm_with_pending_requests(rounds=3):
+    """Per round: on a two-loop server, JoinGroups (held by a long initial
+    rebalance delay) and long-poll Fetches pending on connections spread
+    over both loops, clients reconnecting in a tight loop, then SIGTERM.
+    Every round must exit 0 within 10 s."""
+    for rnd in range(rounds):
+        with Silt(config={"num.network.threads": 2, "num.partitions": 1,
+                          "group.initial.rebalance.delay.ms": 60000}) as s:
+            with kw.Conn(s.port) as c:
+                c.call(kw.API_CREATE_TOPICS, 0, kw.create_topics_v0_body(["pend"]))
+            conns = []
+            for i in range(4):  # round-robin: two on each loop
+                c = kw.Conn(s.port)
+                conns.append(c)
+                c.send(11, 0, join_group_v0_body("pend-%d" % (i % 2)))
+                c.send(kw.API_FETCH, 4, kw.fetch_v4_body("pend", 0, 0, max_wait_ms=60000))
+            stop = threading.Event()
+
+            def reconnect():
+                while not stop.is_set():
+                    try:
+                        with kw.Conn(s.port, timeout=1) as c:
+                            c.send(kw.API_VERSIONS, 0, b"")
+                            c.recv_frame()
+                    except (OSError, ValueError):
+                        time.sleep(0.001)
+
+            ts = [threading.Thread(target=reconnect) for _ in range(4)]
+            for t in ts:
+                t.start()
+            time.sleep(0.3)
+            for c in conns:
+                c.sock.setblocking(False)
+                try:
+                    got = c.sock.recv(1)
+                except BlockingIOError:
+                    got = None
+                eq(got, None, "round %d: an answer to a request that should still be pending" % rnd)
+            try:
+                rc = s.stop()
+            finally:
+                stop.set()
+                for t in ts:
+                    t.join(10)
+                for c in conns:
+                    c.close()
+            eq(rc, 0, "round %d: exit status after SIGTERM with pending requests on both loops" % rnd)
+
+
 def main():
+    sigterm_with_pending_requests()
+
     with Silt(config={"num.partitions": 1, "no.such.key": 1}) as s:
         check("no.such.key" in s.log_text(), "no warning naming the unknown key no.such.key")
         kcat(s, "-P", "-t", "life", "-K:", data=b"k:v\n")

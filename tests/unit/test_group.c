@@ -812,7 +812,7 @@ TEST(group_offsets_commit_fetch)
 	CHECK_EQ_INT(commit1(0, "sc", -1, "", "orders", 1, 43, NULL), 0);
 	CHECK_EQ_INT(commit1(2, "sc", -1, "", "orders", 4, 1, ""), KERR_UNKNOWN_TOPIC_OR_PARTITION);
 	CHECK_EQ_INT(commit1(2, "sc", -1, "", "nope", 0, 1, ""), KERR_UNKNOWN_TOPIC_OR_PARTITION);
-	char big[KGROUP_MAX_OFFSET_METADATA + 2];
+	char big[KOFFSETS_MAX_METADATA + 2];
 	memset(big, 'x', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
 	CHECK_EQ_INT(commit1(3, "sc", -1, "", "orders", 2, 1, big), KERR_OFFSET_METADATA_TOO_LARGE);

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,7 +30,7 @@ struct app_req {
 	int64_t direct;  /* K_DIRECT: bytes that arrived in it */
 };
 
-enum { K_ECHO, K_COUNT, K_DENY, K_FILE, K_STREAM, K_ASYNC, K_TRICKLE, K_DIRECT };
+enum { K_ECHO, K_COUNT, K_DENY, K_FILE, K_STREAM, K_ASYNC, K_TRICKLE, K_DIRECT, K_HOLD, K_STEPS };
 
 #define DIRECT_BUF 7001
 
@@ -39,6 +40,8 @@ static struct {
 	int releases;        /* atomic */
 	int done_ok, done_fail, aborts; /* atomic */
 	size_t max_piece;    /* atomic max */
+	int steps;           /* atomic: turns of /steps requests */
+	sem_t held, release; /* /hold: the loop is held until release */
 } g_app;
 
 static uint8_t pattern_byte(uint64_t i)
@@ -110,6 +113,31 @@ static void *async_thread(void *arg)
 	return NULL;
 }
 
+/* /hold: holds its loop (a posted callback that waits) until the test
+ * releases it, then answers. */
+static void hold_cb(void *arg)
+{
+	struct http_req *req = arg;
+	sem_post(&g_app.held);
+	sem_wait(&g_app.release);
+	((struct app_req *)req->udata)->async_busy = false;
+	http_respond(req, 200, "held", 4);
+}
+
+/* /steps: work done in turns posted to the loop, like a copy; only an
+ * abort ends it, and the next turn answers the aborted request. */
+static void steps_cb(void *arg)
+{
+	struct http_req *req = arg;
+	if (req->aborted) {
+		((struct app_req *)req->udata)->async_busy = false;
+		http_respond(req, 500, NULL, 0);
+		return;
+	}
+	__atomic_add_fetch(&g_app.steps, 1, __ATOMIC_RELAXED);
+	http_req_post(req, steps_cb, req);
+}
+
 static void app_on_head(struct http_req *req)
 {
 	struct app_req *st = http_req_alloc(req, sizeof(*st));
@@ -138,6 +166,10 @@ static void app_on_head(struct http_req *req)
 		pthread_t t;
 		pthread_create(&t, NULL, async_thread, req);
 		pthread_detach(t);
+	} else if (path_is(req, "/hold") || path_is(req, "/steps")) {
+		st->kind = path_is(req, "/hold") ? K_HOLD : K_STEPS;
+		st->async_busy = true;
+		http_req_post(req, st->kind == K_HOLD ? hold_cb : steps_cb, req);
 	} else if (path_is(req, "/count")) {
 		st->kind = K_COUNT;
 	} else if (path_is(req, "/trickle")) {
@@ -185,6 +217,8 @@ static uint8_t *app_body_buf(struct http_req *req, size_t *cap)
 static void app_on_body_end(struct http_req *req)
 {
 	struct app_req *st = req->udata;
+	if (st->kind == K_HOLD || st->kind == K_STEPS)
+		return; /* the posted callback answers */
 	if (st->kind == K_DIRECT) {
 		char b[32];
 		snprintf(b, sizeof(b), "%" PRId64, st->direct);
@@ -979,4 +1013,73 @@ TEST(http_server_timeouts_and_errors)
 		cli_close(cs[i]);
 	http_server_stop(s);
 	CHECK_EQ_INT(g_app.aborts, 1);
+}
+
+static void *http_stop_thread(void *arg)
+{
+	http_server_stop(arg);
+	return NULL;
+}
+
+/* Loop 0 accepts a connection and hands it to loop 1 after loop 1 has
+ * closed for shutdown (loops close in no set order). The handoff used to
+ * run inside loop_free and serve the request there, on a stopped server,
+ * leaking the connection; it must be refused: closed, no answer. */
+TEST(http_server_handoff_after_loop_closed_is_refused)
+{
+	struct http_server *s = start_server(NULL);
+	REQUIRE(s);
+	sem_init(&g_app.held, 0, 0);
+	sem_init(&g_app.release, 0, 0);
+	int port = http_server_port(s);
+	/* Round-robin from loop 0: a -> 0, b -> 1, c -> 0; the next goes to 1. */
+	struct cli *cs[3];
+	struct resp r;
+	for (int i = 0; i < 3; i++) {
+		REQUIRE((cs[i] = cli_open(port)));
+		CHECK(cli_sends(cs[i], "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok"));
+		REQUIRE(cli_response(cs[i], &r, false) == 0);
+		resp_free(&r);
+	}
+	/* a holds loop 0 in a posted callback. */
+	CHECK(cli_sends(cs[0], "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n"));
+	sem_wait(&g_app.held);
+	pthread_t t;
+	pthread_create(&t, NULL, http_stop_thread, s);
+	CHECK(cli_wait_eof(cs[1]));
+	struct cli *late = cli_open(port);
+	REQUIRE(late);
+	CHECK(cli_sends(late, "PUT /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok"));
+	sem_post(&g_app.release);
+	pthread_join(t, NULL);
+	CHECK(cli_wait_eof(cs[2]));
+	CHECK_EQ_INT(cli_fill(late), 0);
+	CHECK_EQ_INT(late->len, 0);
+	for (int i = 0; i < 3; i++)
+		cli_close(cs[i]);
+	cli_close(late);
+	sem_destroy(&g_app.held);
+	sem_destroy(&g_app.release);
+}
+
+/* A request whose work goes on in turns posted to its loop is aborted by
+ * the shutdown; the loop waits for the next turn to answer it instead of
+ * freeing it under that turn (a use-after-free at every S3 shutdown that
+ * caught an UploadPartCopy in progress). */
+TEST(http_server_stop_waits_for_posted_work)
+{
+	struct http_server *s = start_server(NULL);
+	REQUIRE(s);
+	struct cli *c = cli_open(http_server_port(s));
+	REQUIRE(c);
+	CHECK(cli_sends(c, "GET /steps HTTP/1.1\r\nHost: t\r\n\r\n"));
+	struct timespec ts = { 0, 1000 * 1000 };
+	for (int i = 0; i < 5000 && __atomic_load_n(&g_app.steps, __ATOMIC_RELAXED) < 100; i++)
+		nanosleep(&ts, NULL);
+	CHECK(__atomic_load_n(&g_app.steps, __ATOMIC_RELAXED) >= 100);
+	http_server_stop(s);
+	CHECK_EQ_INT(g_app.aborts, 1);
+	CHECK_EQ_INT(g_app.done_fail, 1);
+	CHECK(cli_wait_eof(c));
+	cli_close(c);
 }
