@@ -28,6 +28,7 @@
 #include "core/util.h"
 #include "kafka/broker.h"
 #include "kafka/errors.h"
+#include "kafka/kslice.h"
 #include "kafka/kreq.h"
 #include "kafka/offsets.h"
 
@@ -138,38 +139,9 @@ const char *kgroup_state_name(enum kgroup_state s)
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
 
-static uint32_t hash_bytes(const void *p, size_t n, uint32_t h)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h;
-}
-
-static size_t slen(struct slice s)
-{
-	return s.len > 0 ? (size_t)s.len : 0;
-}
-
-static bool s_eq(struct slice s, const char *c)
-{
-	size_t n = strlen(c);
-	return slen(s) == n && (n == 0 || memcmp(s.p, c, n) == 0);
-}
-
-static bool s_has_nul(struct slice s)
-{
-	return s.len > 0 && memchr(s.p, 0, (size_t)s.len) != NULL;
-}
-
-static char *s_dup(struct slice s)
-{
-	return xstrndup(s.len > 0 ? (const char *)s.p : "", slen(s));
-}
-
 static char *s_dup_nullable(struct slice s)
 {
-	return s.len < 0 ? NULL : s_dup(s);
+	return s.len < 0 ? NULL : ks_dup(s);
 }
 
 static uint8_t *b_dup(const void *p, int32_t n)
@@ -200,7 +172,7 @@ static char *new_member_id(struct slice client_id)
 	}
 	u[6] = (uint8_t)((u[6] & 0x0f) | 0x40);
 	u[8] = (uint8_t)((u[8] & 0x3f) | 0x80);
-	size_t cn = SILT_MIN(slen(client_id), (size_t)255);
+	size_t cn = SILT_MIN(ks_len(client_id), (size_t)255);
 	char *id = xmalloc(cn + 1 + 36 + 1);
 	if (cn)
 		memcpy(id, client_id.p, cn);
@@ -227,16 +199,16 @@ static struct kgroup *group_find(struct slice id)
 {
 	if (!G.nbuckets)
 		return NULL;
-	uint32_t h = hash_bytes(id.p, slen(id), 2166136261u);
+	uint32_t h = ks_hash(id.p, ks_len(id), 2166136261u);
 	for (struct kgroup *g = G.buckets[h % G.nbuckets]; g; g = g->next)
-		if (s_eq(id, g->id))
+		if (ks_eq(id, g->id))
 			return g;
 	return NULL;
 }
 
 static void table_insert(struct kgroup *g)
 {
-	uint32_t h = hash_bytes(g->id, strlen(g->id), 2166136261u);
+	uint32_t h = ks_hash(g->id, strlen(g->id), 2166136261u);
 	g->next = G.buckets[h % G.nbuckets];
 	G.buckets[h % G.nbuckets] = g;
 }
@@ -263,13 +235,13 @@ static struct kgroup *group_create(struct slice id)
 {
 	if (G.ngroups >= KGROUP_MAX_GROUPS) {
 		log_warn(SUB, "group limit (%d) reached, refusing group %.*s", KGROUP_MAX_GROUPS,
-			 (int)SILT_MIN(slen(id), (size_t)200), id.len > 0 ? (const char *)id.p : "");
+			 (int)SILT_MIN(ks_len(id), (size_t)200), id.len > 0 ? (const char *)id.p : "");
 		return NULL;
 	}
 	if (G.ngroups >= G.nbuckets)
 		table_grow();
 	struct kgroup *g = xcalloc(1, sizeof(*g));
-	g->id = s_dup(id);
+	g->id = ks_dup(id);
 	g->state = KGS_EMPTY;
 	table_insert(g);
 	G.ngroups++;
@@ -387,8 +359,8 @@ static void member_set_protos(struct kmember *m, const struct kgroup_join_args *
 	m->protos = xcalloc((size_t)a->nprotocols, sizeof(*m->protos));
 	m->nprotos = a->nprotocols;
 	for (int32_t i = 0; i < a->nprotocols; i++) {
-		m->protos[i].name = s_dup(a->protocols[i].name);
-		m->protos[i].meta_len = (int32_t)slen(a->protocols[i].metadata);
+		m->protos[i].name = ks_dup(a->protocols[i].name);
+		m->protos[i].meta_len = (int32_t)ks_len(a->protocols[i].metadata);
 		m->protos[i].meta = b_dup(a->protocols[i].metadata.p, m->protos[i].meta_len);
 		G.member_bytes += strlen(m->protos[i].name) + (uint64_t)m->protos[i].meta_len;
 	}
@@ -410,7 +382,7 @@ static bool member_same_protos(const struct kmember *m, const struct kgroup_join
 		return false;
 	for (int32_t i = 0; i < m->nprotos; i++) {
 		const struct kgroup_protocol *p = &a->protocols[i];
-		if (!s_eq(p->name, m->protos[i].name) || (int32_t)slen(p->metadata) != m->protos[i].meta_len ||
+		if (!ks_eq(p->name, m->protos[i].name) || (int32_t)ks_len(p->metadata) != m->protos[i].meta_len ||
 		    (m->protos[i].meta_len && memcmp(p->metadata.p, m->protos[i].meta, (size_t)m->protos[i].meta_len)))
 			return false;
 	}
@@ -431,7 +403,7 @@ static void member_update(struct kmember *m, const struct kgroup_join_args *a, i
 	m->session_timeout_ms = a->session_timeout_ms;
 	m->rebalance_timeout_ms = a->rebalance_timeout_ms;
 	free(m->client_id);
-	m->client_id = s_dup(a->client_id);
+	m->client_id = ks_dup(a->client_id);
 	m->last_heard = now;
 }
 
@@ -452,30 +424,30 @@ static void member_free(struct kmember *m)
 
 static int32_t member_index(const struct kgroup *g, struct slice id)
 {
-	if (slen(id) == 0)
+	if (ks_len(id) == 0)
 		return -1;
 	for (int32_t i = 0; i < g->nmembers; i++)
-		if (s_eq(id, g->members[i]->id))
+		if (ks_eq(id, g->members[i]->id))
 			return i;
 	return -1;
 }
 
 static int32_t member_index_by_instance(const struct kgroup *g, struct slice inst)
 {
-	if (slen(inst) == 0)
+	if (ks_len(inst) == 0)
 		return -1;
 	for (int32_t i = 0; i < g->nmembers; i++)
-		if (g->members[i]->instance_id && s_eq(inst, g->members[i]->instance_id))
+		if (g->members[i]->instance_id && ks_eq(inst, g->members[i]->instance_id))
 			return i;
 	return -1;
 }
 
 static int32_t pending_index(const struct kgroup *g, struct slice id)
 {
-	if (slen(id) == 0)
+	if (ks_len(id) == 0)
 		return -1;
 	for (int32_t i = 0; i < g->npending; i++)
-		if (s_eq(id, g->pending[i].id))
+		if (ks_eq(id, g->pending[i].id))
 			return i;
 	return -1;
 }
@@ -696,7 +668,7 @@ static struct kmember *member_add(struct kgroup *g, char *id, const struct kgrou
 	}
 	if (g->nmembers == 0) {
 		free(g->protocol_type);
-		g->protocol_type = s_dup(a->protocol_type);
+		g->protocol_type = ks_dup(a->protocol_type);
 	}
 	g->members[g->nmembers++] = m;
 	if (!g->leader)
@@ -719,11 +691,11 @@ static void attach_join(struct kmember *m, struct kgroup_waiter *w)
 static bool group_supports(const struct kgroup *g, const struct kgroup_join_args *a)
 {
 	if (g->nmembers == 0)
-		return slen(a->protocol_type) > 0 && a->nprotocols > 0;
-	if (!g->protocol_type || !s_eq(a->protocol_type, g->protocol_type))
+		return ks_len(a->protocol_type) > 0 && a->nprotocols > 0;
+	if (!g->protocol_type || !ks_eq(a->protocol_type, g->protocol_type))
 		return false;
 	for (int32_t k = 0; k < a->nprotocols; k++) {
-		char *name = s_dup(a->protocols[k].name);
+		char *name = ks_dup(a->protocols[k].name);
 		bool all = true;
 		for (int32_t i = 0; i < g->nmembers && all; i++)
 			all = member_proto(g->members[i], name) != NULL;
@@ -747,14 +719,14 @@ static void join_new_member(struct kgroup *g, char *id, const struct kgroup_join
 
 static int16_t join_locked(const struct kgroup_join_args *a, struct kgroup_waiter *w, int64_t now)
 {
-	if (slen(a->group_id) == 0 || s_has_nul(a->group_id))
+	if (ks_len(a->group_id) == 0 || ks_has_nul(a->group_id))
 		return KERR_INVALID_GROUP_ID;
 	if (a->session_timeout_ms < G.lim.min_session_timeout_ms ||
 	    a->session_timeout_ms > G.lim.max_session_timeout_ms)
 		return KERR_INVALID_SESSION_TIMEOUT;
 	int64_t bytes = 0;
 	for (int32_t i = 0; i < a->nprotocols; i++)
-		bytes += (int64_t)slen(a->protocols[i].metadata) + (int64_t)slen(a->protocols[i].name);
+		bytes += (int64_t)ks_len(a->protocols[i].metadata) + (int64_t)ks_len(a->protocols[i].name);
 	if (bytes > KGROUP_MAX_MEMBER_BYTES)
 		return KERR_INVALID_REQUEST;
 	if (G.member_bytes + (uint64_t)bytes > KGROUP_MAX_TOTAL_BYTES) {
@@ -765,7 +737,7 @@ static int16_t join_locked(const struct kgroup_join_args *a, struct kgroup_waite
 
 	struct kgroup *g = group_find(a->group_id);
 	if (!g) {
-		if (slen(a->member_id) > 0)
+		if (ks_len(a->member_id) > 0)
 			return KERR_UNKNOWN_MEMBER_ID;
 		g = group_create(a->group_id);
 		if (!g)
@@ -775,7 +747,7 @@ static int16_t join_locked(const struct kgroup_join_args *a, struct kgroup_waite
 		return KERR_INCONSISTENT_GROUP_PROTOCOL;
 
 	int32_t mi = -1;
-	if (slen(a->member_id) == 0 && slen(a->group_instance_id) > 0) {
+	if (ks_len(a->member_id) == 0 && ks_len(a->group_instance_id) > 0) {
 		/* KIP-345 static membership: a known instance takes its old
 		 * place under a new id (fencing the old id's requests); a new
 		 * one joins without the MEMBER_ID_REQUIRED round trip. */
@@ -795,7 +767,7 @@ static int16_t join_locked(const struct kgroup_join_args *a, struct kgroup_waite
 		log_info(SUB, "group %s: static member %s rejoins as %s", g->id, old->id, id);
 		free(old->id);
 		old->id = id;
-	} else if (slen(a->member_id) == 0) {
+	} else if (ks_len(a->member_id) == 0) {
 		if (g->nmembers + g->npending >= KGROUP_MAX_MEMBERS)
 			return KERR_GROUP_MAX_SIZE_REACHED;
 		char *id = new_member_id(a->client_id);
@@ -872,7 +844,7 @@ struct kgroup_waiter *kgroup_join(const struct kgroup_join_args *a)
 		kgroup_result_destroy(&w->res);
 		w->res.error = err;
 		w->res.generation_id = -1;
-		w->res.member_id = id ? id : s_dup(a->member_id);
+		w->res.member_id = id ? id : ks_dup(a->member_id);
 		w->done = true;
 	}
 	unlock_and_kick();
@@ -912,7 +884,7 @@ static int16_t sync_locked(struct slice group_id, int32_t generation, struct sli
 		for (int32_t i = 0; i < nassign; i++) {
 			if (assign[i].assignment.len > KGROUP_MAX_MEMBER_BYTES)
 				return KERR_INVALID_REQUEST;
-			total += slen(assign[i].assignment);
+			total += ks_len(assign[i].assignment);
 		}
 		if (G.member_bytes + total > KGROUP_MAX_TOTAL_BYTES) {
 			log_warn(SUB, "group %s: member state over %llu bytes, refusing a sync", g->id,
@@ -934,7 +906,7 @@ static int16_t sync_locked(struct slice group_id, int32_t generation, struct sli
 		int32_t oi = member_index(g, assign[i].member_id);
 		if (oi >= 0)
 			member_set_assignment(g->members[oi], assign[i].assignment.p,
-					      (int32_t)slen(assign[i].assignment));
+					      (int32_t)ks_len(assign[i].assignment));
 	}
 	g->state = KGS_STABLE;
 	log_info(SUB, "group %s generation %d is stable", g->id, g->generation);
@@ -998,7 +970,7 @@ int16_t kgroup_leave(struct slice group_id, struct slice member_id, struct slice
 		err = KERR_UNKNOWN_MEMBER_ID;
 		goto out;
 	}
-	int32_t mi = slen(member_id) ? member_index(g, member_id)
+	int32_t mi = ks_len(member_id) ? member_index(g, member_id)
 				     : member_index_by_instance(g, group_instance_id);
 	if (mi >= 0) {
 		log_info(SUB, "group %s: member %s leaves", g->id, g->members[mi]->id);
@@ -1019,7 +991,7 @@ out:
 
 static void group_remove(struct kgroup *g)
 {
-	uint32_t h = hash_bytes(g->id, strlen(g->id), 2166136261u);
+	uint32_t h = ks_hash(g->id, strlen(g->id), 2166136261u);
 	struct kgroup **pp = &G.buckets[h % G.nbuckets];
 	while (*pp != g)
 		pp = &(*pp)->next;
@@ -1075,8 +1047,8 @@ void kgroup_commit_offsets(struct slice group_id, int32_t generation_id, struct 
 	int16_t err = KERR_NONE;
 	pthread_mutex_lock(&g_mu);
 	int64_t now = gnow();
-	struct kgroup *g = s_has_nul(group_id) ? NULL : group_find(group_id);
-	if (s_has_nul(group_id)) {
+	struct kgroup *g = ks_has_nul(group_id) ? NULL : group_find(group_id);
+	if (ks_has_nul(group_id)) {
 		err = KERR_INVALID_GROUP_ID;
 	} else if (!g) {
 		if (generation_id < 0) {

@@ -7,6 +7,7 @@
 #include "core/util.h"
 #include "core/wbuf.h"
 #include "kafka/errors.h"
+#include "kafka/kslice.h"
 #include "storage/reclog.h"
 
 #define SUB "offsets"
@@ -48,35 +49,6 @@ struct koffsets {
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static uint32_t hash_bytes(const void *p, size_t n, uint32_t h)
-{
-	const uint8_t *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h;
-}
-
-static size_t slen(struct slice s)
-{
-	return s.len > 0 ? (size_t)s.len : 0;
-}
-
-static bool s_eq(struct slice s, const char *c)
-{
-	size_t n = strlen(c);
-	return slen(s) == n && (n == 0 || memcmp(s.p, c, n) == 0);
-}
-
-static bool s_has_nul(struct slice s)
-{
-	return s.len > 0 && memchr(s.p, 0, (size_t)s.len) != NULL;
-}
-
-static char *s_dup(struct slice s)
-{
-	return xstrndup(s.len > 0 ? (const char *)s.p : "", slen(s));
-}
-
 static struct slice s_of(const char *c)
 {
 	return (struct slice){ (const uint8_t *)c, (int32_t)strlen(c) };
@@ -95,16 +67,16 @@ static uint8_t *b_dup(const void *p, int32_t n)
 
 static uint32_t group_hash(const void *id, size_t n)
 {
-	return hash_bytes(id, n, 2166136261u);
+	return ks_hash(id, n, 2166136261u);
 }
 
 static struct ogroup **group_slot(struct koffsets *s, struct slice id)
 {
 	if (!s->nbuckets)
 		return NULL;
-	struct ogroup **pp = &s->buckets[group_hash(id.p, slen(id)) % s->nbuckets];
+	struct ogroup **pp = &s->buckets[group_hash(id.p, ks_len(id)) % s->nbuckets];
 	for (; *pp; pp = &(*pp)->next)
-		if (s_eq(id, (*pp)->id))
+		if (ks_eq(id, (*pp)->id))
 			return pp;
 	return pp;
 }
@@ -143,7 +115,7 @@ static struct ogroup *group_get(struct koffsets *s, struct slice id)
 		groups_grow(s);
 	struct ogroup **pp = group_slot(s, id);
 	g = xcalloc(1, sizeof(*g));
-	g->id = s_dup(id);
+	g->id = ks_dup(id);
 	*pp = g;
 	s->ngroups++;
 	return g;
@@ -166,18 +138,18 @@ static void group_maybe_free(struct koffsets *s, struct ogroup *g)
 
 static uint32_t off_hash(const char *topic, size_t tlen, int32_t partition)
 {
-	uint32_t h = hash_bytes(topic, tlen, 2166136261u);
-	return hash_bytes(&partition, sizeof(partition), h);
+	uint32_t h = ks_hash(topic, tlen, 2166136261u);
+	return ks_hash(&partition, sizeof(partition), h);
 }
 
 static struct onode **off_slot(struct ogroup *g, struct slice topic, int32_t partition)
 {
 	if (!g->nbuckets)
 		return NULL;
-	uint32_t h = off_hash((const char *)topic.p, slen(topic), partition);
+	uint32_t h = off_hash((const char *)topic.p, ks_len(topic), partition);
 	struct onode **pp = &g->buckets[h % g->nbuckets];
 	for (; *pp; pp = &(*pp)->next)
-		if ((*pp)->partition == partition && s_eq(topic, (*pp)->topic))
+		if ((*pp)->partition == partition && ks_eq(topic, (*pp)->topic))
 			return pp;
 	return pp;
 }
@@ -234,7 +206,7 @@ static void off_set(struct koffsets *s, struct ogroup *g, struct slice topic, in
 			off_grow(g);
 		struct onode **pp = off_slot(g, topic, partition);
 		o = xcalloc(1, sizeof(*o));
-		o->topic = s_dup(topic);
+		o->topic = ks_dup(topic);
 		o->partition = partition;
 		*pp = o;
 		g->n++;
@@ -246,7 +218,7 @@ static void off_set(struct koffsets *s, struct ogroup *g, struct slice topic, in
 	o->offset = offset;
 	o->leader_epoch = leader_epoch;
 	o->commit_ts = ts;
-	o->meta_len = (int32_t)slen(meta);
+	o->meta_len = (int32_t)ks_len(meta);
 	o->meta = b_dup(meta.p, o->meta_len);
 	s->live_bytes += off_rec_bytes(g, o);
 }
@@ -264,12 +236,12 @@ static void rec_commit(struct wbuf *w, const char *group, struct slice topic, in
 	size_t at = reclog_rec_begin(w);
 	wbuf_u8(w, REC_COMMIT);
 	rec_str(w, group, strlen(group));
-	rec_str(w, topic.p, slen(topic));
+	rec_str(w, topic.p, ks_len(topic));
 	wbuf_i32(w, partition);
 	wbuf_i64(w, offset);
 	wbuf_i32(w, epoch);
 	wbuf_i64(w, ts);
-	rec_str(w, meta.p, slen(meta));
+	rec_str(w, meta.p, ks_len(meta));
 	reclog_rec_end(w, at);
 }
 
@@ -389,7 +361,7 @@ static bool replay_one(void *arg, const uint8_t *body, size_t len)
 		return false;
 	}
 	if (r.err || rd_left(&r) != 0 || group.len < 0 || topic.len < 0 || meta.len < 0 ||
-	    meta.len > KOFFSETS_MAX_METADATA || s_has_nul(group) || s_has_nul(topic))
+	    meta.len > KOFFSETS_MAX_METADATA || ks_has_nul(group) || ks_has_nul(topic))
 		return false;
 	struct ogroup *g;
 	switch (type) {
@@ -417,7 +389,7 @@ static bool replay_one(void *arg, const uint8_t *body, size_t len)
 			group_clear(s, g);
 		break;
 	case REC_DEL_TOPIC: {
-		char *t = s_dup(topic);
+		char *t = ks_dup(topic);
 		struct drop_topic_arg a = { t, 0 };
 		each_group(s, drop_topic_one, &a);
 		free(t);
@@ -528,7 +500,7 @@ void koffsets_commit(struct koffsets *s, const char *group, struct koffsets_comm
 		}
 		/* Such a topic cannot exist; its record would end the log at
 		 * the next replay. */
-		if (s_has_nul(c[i].topic)) {
+		if (ks_has_nul(c[i].topic)) {
 			c[i].error = KERR_UNKNOWN_TOPIC_OR_PARTITION;
 			continue;
 		}
