@@ -987,27 +987,40 @@ static void get_unmap(struct datanode_get *g)
 	}
 }
 
-/* Makes `need` bytes of the entry at loc readable at g->ent: a mapping of
- * the segment file for a big verified chunk, else a pread into g->buf.
- * 1 done, 0 the segment (of readable size seg_size) is too short, or
- * -errno. Mapping only below seg_size is safe: a segment never shrinks
- * below what it published while it is open (GC unlinks it whole, and the
- * mapping keeps the file alive). */
-static int get_load(struct datanode_get *g, int fd, uint64_t seg_size, const struct dnloc *loc, size_t need)
+/* Makes `need` bytes of the entry at loc readable at g->ent: for a big
+ * verified chunk a place in the segment's shared mapping (made once per
+ * segment, kept while any reference is held: no mmap, munmap, TLB
+ * shootdown or page-table fill per chunk), else a mapping of just this
+ * entry, else a pread into g->buf. 1 done, 0 the segment (of readable size
+ * r->len) is too short, or -errno. Reading a mapping only below r->len is
+ * safe: a segment never shrinks below what it published while it is open
+ * (GC unlinks it whole, and the mapping keeps the file alive). */
+static int get_load(struct datanode_get *g, const struct seglog_read *r, const struct dnloc *loc, size_t need)
 {
 	get_unmap(g);
+	int fd = r->fd;
+	uint64_t seg_size = r->len;
 	uint64_t entry = (uint64_t)DNCHUNK_HDR + loc->len;
 	if (loc->pos > seg_size || seg_size - loc->pos < entry)
 		return 0;
 	if (g->verify && loc->len >= GET_MAP_MIN) {
+		/* Map the most the segment can grow to, so an active
+		 * segment's mapping serves its later chunks too. */
+		uint64_t span = SILT_MAX(g->dn->opts.segment_bytes + DNCHUNK_MAX_DATA + DNCHUNK_HDR, seg_size);
+		uint64_t mlen;
+		const uint8_t *m = seglog_seg_map(r->seg, span, &mlen);
+		if (m && loc->pos + need <= mlen) {
+			g->ent = m + loc->pos;
+			return 1;
+		}
 		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 		uint64_t base = loc->pos & ~(pg - 1);
 		size_t len = (size_t)(loc->pos - base) + need;
-		void *m = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)base);
-		if (m != MAP_FAILED) {
-			g->map = m;
+		void *pm = mmap(NULL, len, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, (off_t)base);
+		if (pm != MAP_FAILED) {
+			g->map = pm;
 			g->map_len = len;
-			g->ent = (const uint8_t *)m + (loc->pos - base);
+			g->ent = (const uint8_t *)pm + (loc->pos - base);
 			return 1;
 		}
 		/* Out of mappings or address space: copy instead. */
@@ -1037,7 +1050,7 @@ static int get_try_hint(struct datanode_get *g, size_t need, struct seglog_read 
 	int rc = seglog_seg_get(st->log, loc->seg, r);
 	if (rc)
 		return rc == -SILT_ENOENT ? 0 : rc;
-	rc = get_load(g, r->fd, r->len, loc, need);
+	rc = get_load(g, r, loc, need);
 	if (rc < 0) {
 		seglog_seg_unref(r->seg);
 		dn_log_bad(&g->oid, 0, loc, silt_strerror(rc));
@@ -1131,7 +1144,7 @@ int datanode_get_next(struct datanode_get *g, struct datanode_piece *p)
 		if ((rc = get_relocate(g, ci, loc)) != 0)
 			return rc;
 	}
-	rc = get_load(g, r.fd, r.len, loc, need);
+	rc = get_load(g, &r, loc, need);
 	const char *why = rc < 0 ? silt_strerror(rc)
 		: rc == 0 ? "entry extends past the end of the segment"
 			  : dn_check_entry(g->ent, &g->oid, ci, loc, g->verify, &h);

@@ -116,6 +116,14 @@ struct seglog_read {
  * -SILT_ERANGE. */
 int seglog_read(struct seglog *log, int64_t offset, uint64_t max_bytes, struct seglog_read *out);
 void seglog_seg_unref(struct seglog_seg *seg);
+/* A read-only shared mapping of the segment's file from position 0, made
+ * on the first call (span bytes, rounded up to pages; pages past the file's
+ * end are mapped but must never be touched) and shared by every holder of a
+ * reference until the last one goes. *len is the mapped length. NULL when
+ * the mapping cannot be made (the caller reads another way). Only bytes
+ * below the size the caller saw published (seglog_read.len) may be read:
+ * a segment never shrinks below that while a reference is held. */
+const uint8_t *seglog_seg_map(struct seglog_seg *seg, uint64_t span, uint64_t *len);
 
 /* First offset of the first entry whose max_timestamp >= ts, or the end
  * offset if none; negative (-errno, -SILT_ECORRUPT) if the segment could

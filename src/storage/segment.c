@@ -7,6 +7,7 @@
 #include "core/wbuf.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,6 +54,7 @@ struct seglog_seg *segment_new(int fd, int64_t base)
 {
 	struct seglog_seg *s = xcalloc(1, sizeof(*s));
 	atomic_init(&s->refs, 1);
+	atomic_init(&s->map, NULL);
 	s->fd = fd;
 	s->base = base;
 	s->max_ts = -1;
@@ -71,11 +73,45 @@ void seglog_seg_unref(struct seglog_seg *s)
 		return;
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	struct seg_map *m = atomic_load_explicit(&s->map, memory_order_acquire);
+	if (m) {
+		munmap((void *)m->p, m->len);
+		free(m);
+	}
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->idx);
 	free(s->tidx);
 	free(s);
+}
+
+const uint8_t *seglog_seg_map(struct seglog_seg *s, uint64_t span, uint64_t *len)
+{
+	struct seg_map *m = atomic_load_explicit(&s->map, memory_order_acquire);
+	if (!m) {
+		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
+		if (s->fd < 0 || span == 0 || span > SIZE_MAX - pg)
+			return NULL;
+		size_t n = (size_t)((span + pg - 1) & ~(pg - 1));
+		/* No MAP_POPULATE: pages fault in (with fault-around) as
+		 * readers touch them, and stay mapped for the next reader. */
+		void *p = mmap(NULL, n, PROT_READ, MAP_SHARED, s->fd, 0);
+		if (p == MAP_FAILED)
+			return NULL;
+		struct seg_map *nm = xmalloc(sizeof(*nm));
+		*nm = (struct seg_map){ p, n };
+		struct seg_map *none = NULL;
+		if (atomic_compare_exchange_strong_explicit(&s->map, &none, nm, memory_order_acq_rel,
+							    memory_order_acquire)) {
+			m = nm;
+		} else {
+			munmap(p, n); /* another reader mapped it first */
+			free(nm);
+			m = none;
+		}
+	}
+	*len = m->len;
+	return m->p;
 }
 
 static void idx_push(struct seglog_seg *s, uint32_t rel, uint32_t pos)

@@ -37,9 +37,15 @@ struct seg_tidx {
 	uint32_t rel;
 };
 
+struct seg_map {
+	const uint8_t *p;
+	size_t len;
+};
+
 struct seglog_seg {
 	atomic_int refs;
 	int fd;
+	_Atomic(struct seg_map *) map; /* seglog_seg_map's, unmapped with the last reference */
 	int64_t base;
 	uint64_t size; /* bytes of whole entries; readers never look past it */
 	bool idx_loaded;
