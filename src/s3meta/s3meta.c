@@ -543,6 +543,48 @@ struct s3meta_achunk {
 	max_align_t data[];
 };
 
+/* Every GET and HEAD fills one object into a fresh arena, so each thread
+ * keeps one spare first chunk (ARENA_FIRST bytes) that arena_free hands back
+ * instead of a malloc and free per request. Released at thread exit. */
+#define ARENA_FIRST 2048
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static pthread_key_t spare_key;
+
+static void spare_init(void)
+{
+	if (pthread_key_create(&spare_key, free) != 0)
+		abort();
+}
+
+static struct s3meta_achunk *chunk_new(size_t cap)
+{
+	struct s3meta_achunk *ch = NULL;
+	if (cap == ARENA_FIRST) {
+		pthread_once(&spare_once, spare_init);
+		ch = pthread_getspecific(spare_key);
+		if (ch && pthread_setspecific(spare_key, NULL) != 0)
+			abort();
+	}
+	if (!ch)
+		ch = xmalloc(sizeof(*ch) + cap);
+	ch->used = 0;
+	ch->cap = cap;
+	return ch;
+}
+
+static void chunk_free(struct s3meta_achunk *ch)
+{
+	if (ch->cap == ARENA_FIRST) {
+		pthread_once(&spare_once, spare_init);
+		if (!pthread_getspecific(spare_key)) {
+			if (pthread_setspecific(spare_key, ch) != 0)
+				abort();
+			return;
+		}
+	}
+	free(ch);
+}
+
 void *arena_alloc(struct s3meta_arena *a, size_t n)
 {
 	n = (n + 15) & ~(size_t)15;
@@ -550,11 +592,9 @@ void *arena_alloc(struct s3meta_arena *a, size_t n)
 	if (!ch || ch->cap - ch->used < n) {
 		/* A single-row result (a GET's object) needs a few hundred
 		 * bytes: start small, then grow in big chunks for listings. */
-		size_t min = ch ? 32768 : 2048;
+		size_t min = ch ? 32768 : ARENA_FIRST;
 		size_t cap = n > min ? n : min;
-		ch = xmalloc(sizeof(*ch) + cap);
-		ch->used = 0;
-		ch->cap = cap;
+		ch = chunk_new(cap);
 		ch->next = a->head;
 		a->head = ch;
 	}
@@ -577,7 +617,7 @@ void arena_free(struct s3meta_arena *a)
 	struct s3meta_achunk *ch = a->head;
 	while (ch) {
 		struct s3meta_achunk *next = ch->next;
-		free(ch);
+		chunk_free(ch);
 		ch = next;
 	}
 	a->head = NULL;
