@@ -144,15 +144,6 @@ static char *s_dup_nullable(struct slice s)
 	return s.len < 0 ? NULL : ks_dup(s);
 }
 
-static uint8_t *b_dup(const void *p, int32_t n)
-{
-	if (n <= 0)
-		return NULL;
-	uint8_t *d = xmalloc((size_t)n);
-	memcpy(d, p, (size_t)n);
-	return d;
-}
-
 static char *dup_or_null(const char *s)
 {
 	return s ? xstrdup(s) : NULL;
@@ -361,7 +352,7 @@ static void member_set_protos(struct kmember *m, const struct kgroup_join_args *
 	for (int32_t i = 0; i < a->nprotocols; i++) {
 		m->protos[i].name = ks_dup(a->protocols[i].name);
 		m->protos[i].meta_len = (int32_t)ks_len(a->protocols[i].metadata);
-		m->protos[i].meta = b_dup(a->protocols[i].metadata.p, m->protos[i].meta_len);
+		m->protos[i].meta = ks_bdup(a->protocols[i].metadata.p, m->protos[i].meta_len);
 		G.member_bytes += strlen(m->protos[i].name) + (uint64_t)m->protos[i].meta_len;
 	}
 }
@@ -372,7 +363,7 @@ static void member_set_assignment(struct kmember *m, const void *p, int32_t len)
 	G.member_bytes -= (uint64_t)m->assignment_len;
 	free(m->assignment);
 	m->assignment_len = SILT_MAX(len, 0);
-	m->assignment = b_dup(p, m->assignment_len);
+	m->assignment = ks_bdup(p, m->assignment_len);
 	G.member_bytes += (uint64_t)m->assignment_len;
 }
 
@@ -566,7 +557,7 @@ static void fill_join_result(const struct kgroup *g, const struct kmember *m, st
 		res->members[i].member_id = xstrdup(o->id);
 		res->members[i].group_instance_id = dup_or_null(o->instance_id);
 		if (p) {
-			res->members[i].metadata = b_dup(p->meta, p->meta_len);
+			res->members[i].metadata = ks_bdup(p->meta, p->meta_len);
 			res->members[i].metadata_len = p->meta_len;
 		}
 	}
@@ -870,7 +861,7 @@ static int16_t sync_locked(struct slice group_id, int32_t generation, struct sli
 	case KGS_STABLE:
 		m->last_heard = now;
 		m->synced = true;
-		w->res.assignment = b_dup(m->assignment, m->assignment_len);
+		w->res.assignment = ks_bdup(m->assignment, m->assignment_len);
 		w->res.assignment_len = m->assignment_len;
 		w->done = true;
 		return KERR_NONE;
@@ -916,7 +907,7 @@ static int16_t sync_locked(struct slice group_id, int32_t generation, struct sli
 			continue;
 		struct kgroup_waiter *ow = o->sync_w;
 		kgroup_result_destroy(&ow->res);
-		ow->res.assignment = b_dup(o->assignment, o->assignment_len);
+		ow->res.assignment = ks_bdup(o->assignment, o->assignment_len);
 		ow->res.assignment_len = o->assignment_len;
 		waiter_done(ow);
 	}
@@ -1161,10 +1152,10 @@ void kgroup_describe(struct slice group_id, struct kgroup_desc *d)
 			continue;
 		const struct kproto *p = member_proto(m, g->protocol_name);
 		if (p) {
-			md->metadata = b_dup(p->meta, p->meta_len);
+			md->metadata = ks_bdup(p->meta, p->meta_len);
 			md->metadata_len = p->meta_len;
 		}
-		md->assignment = b_dup(m->assignment, m->assignment_len);
+		md->assignment = ks_bdup(m->assignment, m->assignment_len);
 		md->assignment_len = m->assignment_len;
 	}
 out:

@@ -34,6 +34,16 @@ static inline char *ks_dup(struct slice s)
 	return xstrndup(s.len > 0 ? (const char *)s.p : "", ks_len(s));
 }
 
+/* A heap copy of n bytes the caller frees; NULL for n <= 0. */
+static inline uint8_t *ks_bdup(const void *p, int32_t n)
+{
+	if (n <= 0)
+		return NULL;
+	uint8_t *d = xmalloc((size_t)n);
+	memcpy(d, p, (size_t)n);
+	return d;
+}
+
 /* FNV-1a over n bytes, continuing from h. */
 static inline uint32_t ks_hash(const void *p, size_t n, uint32_t h)
 {

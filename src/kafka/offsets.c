@@ -54,15 +54,6 @@ static struct slice s_of(const char *c)
 	return (struct slice){ (const uint8_t *)c, (int32_t)strlen(c) };
 }
 
-static uint8_t *b_dup(const void *p, int32_t n)
-{
-	if (n <= 0)
-		return NULL;
-	uint8_t *d = xmalloc((size_t)n);
-	memcpy(d, p, (size_t)n);
-	return d;
-}
-
 /* ---- groups -------------------------------------------------------------- */
 
 static uint32_t group_hash(const void *id, size_t n)
@@ -219,7 +210,7 @@ static void off_set(struct koffsets *s, struct ogroup *g, struct slice topic, in
 	o->leader_epoch = leader_epoch;
 	o->commit_ts = ts;
 	o->meta_len = (int32_t)ks_len(meta);
-	o->meta = b_dup(meta.p, o->meta_len);
+	o->meta = ks_bdup(meta.p, o->meta_len);
 	s->live_bytes += off_rec_bytes(g, o);
 }
 
@@ -534,7 +525,7 @@ void koffsets_fetch(struct koffsets *s, struct slice group, struct koffsets_offs
 		const struct onode *k = g ? off_find(g, o[i].topic, o[i].partition) : NULL;
 		o[i].offset = k ? k->offset : -1;
 		o[i].leader_epoch = k ? k->leader_epoch : -1;
-		o[i].metadata = k ? b_dup(k->meta, k->meta_len) : NULL;
+		o[i].metadata = k ? ks_bdup(k->meta, k->meta_len) : NULL;
 		o[i].metadata_len = k ? k->meta_len : 0;
 	}
 }
@@ -561,7 +552,7 @@ struct koffsets_offset *koffsets_fetch_all(struct koffsets *s, struct slice grou
 			o[k].partition = x->partition;
 			o[k].offset = x->offset;
 			o[k].leader_epoch = x->leader_epoch;
-			o[k].metadata = b_dup(x->meta, x->meta_len);
+			o[k].metadata = ks_bdup(x->meta, x->meta_len);
 			o[k].metadata_len = x->meta_len;
 		}
 	qsort(o, k, sizeof(*o), offset_cmp);

@@ -525,12 +525,6 @@ void s3op_upload_part_copy(struct s3req *r)
 
 /* ---- CompleteMultipartUpload ------------------------------------------------ */
 
-static void complete_free(struct s3req *r)
-{
-	free(r->ops);
-	r->ops = NULL;
-}
-
 static void complete_committed(struct s3req *r, struct s3commit_job *j)
 {
 	if (j->rc != 0) {
@@ -596,7 +590,7 @@ static void complete_body(struct s3req *r, const struct s3body_digest *d)
 	s3_complete_mpu_free(&m);
 	struct s3commit_job *j = xcalloc(1, sizeof(*j));
 	r->ops = j;
-	r->op_free = complete_free;
+	r->op_free = s3_ops_free;
 	j->kind = S3COMMIT_COMPLETE;
 	j->bucket = r->bucket;
 	j->key = r->key;

@@ -709,12 +709,6 @@ void s3op_get_object(struct s3req *r)
 
 /* ---- DeleteObject --------------------------------------------------------- */
 
-static void delete_free(struct s3req *r)
-{
-	free(r->ops);
-	r->ops = NULL;
-}
-
 static void delete_committed(struct s3req *r, struct s3commit_job *j)
 {
 	if (j->rc != 0) {
@@ -735,7 +729,7 @@ void s3op_delete_object(struct s3req *r)
 		return;
 	struct s3commit_job *j = xcalloc(1, sizeof(*j));
 	r->ops = j;
-	r->op_free = delete_free;
+	r->op_free = s3_ops_free;
 	j->kind = S3COMMIT_DELETE;
 	j->bucket = r->bucket;
 	j->key = r->key;

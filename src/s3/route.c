@@ -147,21 +147,6 @@ static void release(struct s3route *rt, const struct dn_oid *oid)
 		datanode_delete(rt->dn, oid);
 }
 
-/* Frees now, or marks for the last reader to free. */
-static int free_or_defer(struct s3route *rt, const struct dn_oid *oid)
-{
-	struct rshard *sh = shard_of(rt, oid);
-	pthread_mutex_lock(&sh->mu);
-	struct reading *s = slot_of(sh, oid);
-	if (s->readers > 0) {
-		s->free_pending = true;
-		pthread_mutex_unlock(&sh->mu);
-		return 0;
-	}
-	pthread_mutex_unlock(&sh->mu);
-	return datanode_delete(rt->dn, oid);
-}
-
 int s3route_open(const char *data_dir, unsigned nstreams, struct s3route **out)
 {
 	char dir[PATH_MAX];
@@ -472,30 +457,6 @@ void s3route_get_close(struct s3route_get *g)
 	free(g);
 }
 
-int s3route_free(struct s3route *rt, const uint8_t *loc, size_t loclen)
-{
-	struct dn_oid oid;
-	if (loclen > 0 && loc[0] == 'M') {
-		struct s3meta_mploc_iter it;
-		uint64_t nparts;
-		int rc = 0;
-		if (!s3meta_mploc_init(&it, loc, loclen, &nparts))
-			return -SILT_ECORRUPT;
-		int64_t size;
-		const uint8_t *ploc;
-		size_t plen;
-		while (s3meta_mploc_next(&it, &size, &ploc, &plen)) {
-			int r = s3route_free(rt, ploc, plen);
-			if (r != 0 && r != -SILT_ENOENT)
-				rc = r;
-		}
-		return it.err ? -SILT_ECORRUPT : rc;
-	}
-	if (!parse_single(loc, loclen, &oid))
-		return -SILT_ECORRUPT;
-	return free_or_defer(rt, &oid);
-}
-
 /* Collects the object ids of a locator (every part of a multipart one)
  * that no reader holds; the held ones are marked for their last reader. */
 static int collect_frees(struct s3route *rt, const uint8_t *loc, size_t loclen, struct dn_oid **v, size_t *n,
@@ -535,6 +496,13 @@ static int collect_frees(struct s3route *rt, const uint8_t *loc, size_t loclen, 
 	}
 	(*v)[(*n)++] = oid;
 	return 0;
+}
+
+int s3route_free(struct s3route *rt, const uint8_t *loc, size_t loclen)
+{
+	/* free_many only reads the blob. */
+	struct s3meta_blob b = { (uint8_t *)(uintptr_t)loc, loclen };
+	return s3route_free_many(rt, &b, 1);
 }
 
 /* Objects deleted per data-node transaction. */

@@ -1142,6 +1142,12 @@ static void on_abort(struct http_req *hr)
 		s3_error(r, 400, "IncompleteBody", "The request body terminated unexpectedly.");
 }
 
+void s3_ops_free(struct s3req *r)
+{
+	free(r->ops);
+	r->ops = NULL;
+}
+
 static void on_done(struct http_req *hr, bool ok)
 {
 	struct s3req *r = hr->udata;

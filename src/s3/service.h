@@ -119,7 +119,7 @@ struct s3req {
 	int64_t t0_us;
 	/* Op-private state and its destructor (called from on_done). */
 	void *ops;
-	void (*op_free)(struct s3req *r);
+	void (*op_free)(struct s3req *r); /* s3_ops_free when ops is one heap block */
 	/* A streaming response's producer (GET): called on_writable. */
 	void (*on_writable)(struct s3req *r);
 	void (*on_abort)(struct s3req *r);
@@ -132,6 +132,8 @@ struct s3req {
 /* Answers with the S3 XML error document (no body for HEAD). code is the
  * S3 error code ("NoSuchKey"), message its human text. */
 void s3_error(struct s3req *r, int status, const char *code, const char *message);
+/* An op_free for state that is one heap block in r->ops. */
+void s3_ops_free(struct s3req *r);
 /* Answers a metadata-service error (-S3META_E*, -errno). */
 void s3_error_meta(struct s3req *r, int err);
 /* InternalError, with a log line saying what failed. */
