@@ -123,6 +123,18 @@ void civil_from_epoch(int64_t sec, struct civil_time *t)
 	t->year = (int)(yoe + era * 400 + (t->month <= 2));
 }
 
+int64_t epoch_from_civil(int year, int month, int day, int hour, int min, int sec)
+{
+	/* The same March-based eras as civil_from_epoch, run backwards. */
+	int64_t y = (int64_t)year - (month <= 2);
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;                                          /* 0..399 */
+	int64_t doy = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1; /* 0..365 */
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;                  /* 0..146096 */
+	int64_t days = era * 146097 + doe - 719468;
+	return days * 86400 + (int64_t)hour * 3600 + (int64_t)min * 60 + sec;
+}
+
 static void put2(char *p, int v)
 {
 	p[0] = (char)('0' + v / 10 % 10);

@@ -18,6 +18,10 @@ struct civil_time {
 	int wday; /* 0 = Sunday */
 };
 void civil_from_epoch(int64_t sec, struct civil_time *t);
+/* The inverse for a proleptic Gregorian date-time in UTC, with no time
+ * zone and no normalising beyond arithmetic (day 31 of a 30-day month is
+ * the 1st of the next, as timegm would make it). month 1..12. */
+int64_t epoch_from_civil(int year, int month, int day, int hour, int min, int sec);
 /* IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT": 29 characters and a NUL. */
 size_t fmt_http_date(int64_t sec, char out[30]);
 

@@ -987,11 +987,11 @@ static void get_unmap(struct datanode_get *g)
 	}
 }
 
-/* Makes `need` bytes of the entry at loc readable at g->ent: for a big
+/* Makes `need` bytes of the entry at loc readable at g->ent: for a
  * verified chunk a place in the segment's shared mapping (made once per
  * segment, kept while any reference is held: no mmap, munmap, TLB
- * shootdown or page-table fill per chunk), else a mapping of just this
- * entry, else a pread into g->buf. 1 done, 0 the segment (of readable size
+ * shootdown or page-table fill per chunk), else for a big one a mapping of
+ * just this entry, else a pread into g->buf. 1 done, 0 the segment (of readable size
  * r->len) is too short, or -errno. Reading a mapping only below r->len is
  * safe: a segment never shrinks below what it published while it is open
  * (GC unlinks it whole, and the mapping keeps the file alive). */
@@ -1003,9 +1003,10 @@ static int get_load(struct datanode_get *g, const struct seglog_read *r, const s
 	uint64_t entry = (uint64_t)DNCHUNK_HDR + loc->len;
 	if (loc->pos > seg_size || seg_size - loc->pos < entry)
 		return 0;
-	if (g->verify && loc->len >= GET_MAP_MIN) {
+	if (g->verify) {
 		/* Map the most the segment can grow to, so an active
-		 * segment's mapping serves its later chunks too. */
+		 * segment's mapping serves its later chunks too. Small
+		 * chunks read from it as well: no pread, no copy. */
 		uint64_t span = SILT_MAX(g->dn->opts.segment_bytes + DNCHUNK_MAX_DATA + DNCHUNK_HDR, seg_size);
 		uint64_t mlen;
 		const uint8_t *m = seglog_seg_map(r->seg, span, &mlen);
@@ -1013,6 +1014,8 @@ static int get_load(struct datanode_get *g, const struct seglog_read *r, const s
 			g->ent = m + loc->pos;
 			return 1;
 		}
+	}
+	if (g->verify && loc->len >= GET_MAP_MIN) {
 		uint64_t pg = (uint64_t)sysconf(_SC_PAGESIZE);
 		uint64_t base = loc->pos & ~(pg - 1);
 		size_t len = (size_t)(loc->pos - base) + need;

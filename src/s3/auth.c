@@ -164,14 +164,23 @@ static void canonical_uri(struct wbuf *out, const char *path, size_t n)
 		wbuf_u8(out, '/');
 		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		int v = path[i] == '%' ? pct_at(path, n, i) : -1;
+	for (size_t i = 0; i < n;) {
+		/* Runs that stay as they are go out in one copy. */
+		size_t j = i;
+		while (j < n && (unreserved((uint8_t)path[j]) || path[j] == '/'))
+			j++;
+		wbuf_put(out, path + i, j - i);
+		if (j == n)
+			break;
+		int v = path[j] == '%' ? pct_at(path, n, j) : -1;
 		if (v >= 0) {
 			enc_byte(out, (uint8_t)v, true);
-			i += 2;
+			j += 3;
 		} else {
-			enc_byte(out, (uint8_t)path[i], false);
+			enc_byte(out, (uint8_t)path[j], false);
+			j++;
 		}
+		i = j;
 	}
 }
 
@@ -317,9 +326,20 @@ static bool is_ws(char c)
 	return c == ' ' || c == '\t';
 }
 
+static uint8_t ascii_lower(uint8_t c)
+{
+	return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
+/* ASCII case-insensitive, no locale: header names are tokens. */
 static bool name_eq(const char *a, size_t an, const char *b, size_t bn)
 {
-	return an == bn && strncasecmp(a, b, an) == 0;
+	if (an != bn)
+		return false;
+	for (size_t i = 0; i < an; i++)
+		if (a[i] != b[i] && ascii_lower((uint8_t)a[i]) != ascii_lower((uint8_t)b[i]))
+			return false;
+	return true;
 }
 
 static const struct s3_hdr *find_hdr(const struct s3_hdr *h, size_t n, const char *name)
@@ -340,6 +360,15 @@ static void put_trimmed(struct wbuf *out, const char *v, size_t n)
 		n--;
 	while (i < n && is_ws(v[i]))
 		i++;
+	/* Nearly every value has nothing to collapse: no tab, no double
+	 * space. Copy it whole then. */
+	bool plain = true;
+	for (size_t k = i; k < n && plain; k++)
+		plain = v[k] != '\t' && !(v[k] == ' ' && k + 1 < n && v[k + 1] == ' ');
+	if (plain) {
+		wbuf_put(out, v + i, n - i);
+		return;
+	}
 	bool ws = false;
 	for (; i < n; i++) {
 		if (is_ws(v[i])) {
@@ -391,13 +420,18 @@ static int canonical_request(const struct s3_auth_req *req, const char *signed_h
 		size_t nl = e - i;
 		if (nl == 0 || ++count > MAX_SIGNED_HEADERS)
 			return -SILT_EINVAL;
-		bool found = false;
+		bool found = false, upper = false;
 		for (size_t k = 0; k < nl; k++) {
 			char c = name[k];
 			if (c <= ' ' || c == ':' || c >= 0x7f)
 				return -SILT_EINVAL;
-			wbuf_u8(out, (uint8_t)(c >= 'A' && c <= 'Z' ? c + 32 : c));
+			upper |= c >= 'A' && c <= 'Z';
 		}
+		if (!upper)
+			wbuf_put(out, name, nl);
+		else
+			for (size_t k = 0; k < nl; k++)
+				wbuf_u8(out, ascii_lower((uint8_t)name[k]));
 		wbuf_u8(out, ':');
 		for (size_t h = 0; h < req->nhdrs; h++) {
 			if (!name_eq(req->hdrs[h].name, req->hdrs[h].name_len, name, nl))
@@ -454,14 +488,56 @@ static bool path_not_canonical(const struct s3_auth_req *req)
  * EVP_DigestInit_ex (OpenSSL 3.0). Every request hashes its canonical
  * request and runs an HMAC, so SHA-256 is taken from the low-level
  * SHA256_* functions instead: a context on the stack, no allocation, no
- * lock. The HMAC is built on it (RFC 2104: H(K^opad || H(K^ipad || m))). */
+ * lock. The HMAC is built on it (RFC 2104: H(K^opad || H(K^ipad || m))).
+ * Hashing public bytes (a canonical request) leaves nothing to wipe. */
 static void sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t out[32])
 {
 	SHA256_CTX c;
 	if (!SHA256_Init(&c) || !SHA256_Update(&c, a, an) || (bn && !SHA256_Update(&c, b, bn)) ||
 	    !SHA256_Final(out, &c))
 		abort();
-	OPENSSL_cleanse(&c, sizeof(c));
+}
+
+/* An HMAC key made ready: the hash states after absorbing K^ipad and
+ * K^opad. A signing key is used for every request of a day, so the cache
+ * keeps it in this form and each HMAC saves those two blocks. */
+struct hmac_key {
+	SHA256_CTX in, out;
+};
+
+static void hmac_key_init(struct hmac_key *hk, const void *key, size_t klen)
+{
+	uint8_t k[64] = { 0 }, pad[64];
+	if (klen > sizeof(k)) {
+		SHA256_CTX c;
+		if (!SHA256_Init(&c) || !SHA256_Update(&c, key, klen) || !SHA256_Final(k, &c))
+			abort();
+		OPENSSL_cleanse(&c, sizeof(c));
+	} else {
+		memcpy(k, key, klen);
+	}
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x36;
+	if (!SHA256_Init(&hk->in) || !SHA256_Update(&hk->in, pad, sizeof(pad)))
+		abort();
+	for (size_t i = 0; i < sizeof(pad); i++)
+		pad[i] = k[i] ^ 0x5c;
+	if (!SHA256_Init(&hk->out) || !SHA256_Update(&hk->out, pad, sizeof(pad)))
+		abort();
+	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(pad, sizeof(pad));
+}
+
+/* The copies on the stack hold what the key cache holds anyway. */
+static void hmac_with(const struct hmac_key *hk, const void *msg, size_t mlen, uint8_t out[32])
+{
+	uint8_t inner[32];
+	SHA256_CTX c = hk->in;
+	if (!SHA256_Update(&c, msg, mlen) || !SHA256_Final(inner, &c))
+		abort();
+	c = hk->out;
+	if (!SHA256_Update(&c, inner, sizeof(inner)) || !SHA256_Final(out, &c))
+		abort();
 }
 
 /* The canonical request of a verification is built in a buffer each thread
@@ -513,19 +589,10 @@ static void sha256(const void *p, size_t n, uint8_t out[32])
 
 static void hmac(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32])
 {
-	uint8_t k[64] = { 0 }, pad[64], inner[32];
-	if (klen > sizeof(k))
-		sha256_2(key, klen, NULL, 0, k);
-	else
-		memcpy(k, key, klen);
-	for (size_t i = 0; i < sizeof(pad); i++)
-		pad[i] = k[i] ^ 0x36;
-	sha256_2(pad, sizeof(pad), msg, mlen, inner);
-	for (size_t i = 0; i < sizeof(pad); i++)
-		pad[i] = k[i] ^ 0x5c;
-	sha256_2(pad, sizeof(pad), inner, sizeof(inner), out);
-	OPENSSL_cleanse(k, sizeof(k));
-	OPENSSL_cleanse(pad, sizeof(pad));
+	struct hmac_key hk;
+	hmac_key_init(&hk, key, klen);
+	hmac_with(&hk, msg, mlen, out);
+	OPENSSL_cleanse(&hk, sizeof(hk));
 }
 
 void s3_auth_signing_key(const char *secret, size_t secret_len, const char *date8,
@@ -552,8 +619,8 @@ static void sign_sts(const uint8_t key[32], const char *sts, size_t n, char sig[
 	s3_hex_encode(mac, 32, sig);
 }
 
-void s3_auth_sign_canonical(const uint8_t key[32], const char *amz_date, const char *scope,
-			    const void *canonical, size_t canonical_len, char sig[65])
+static void sign_canonical_with(const struct hmac_key *hk, const char *amz_date, const char *scope,
+				const void *canonical, size_t canonical_len, char sig[65])
 {
 	uint8_t h[32];
 	char hex[65], sts[256 + S3_AUTH_SCOPE_MAX];
@@ -574,7 +641,18 @@ void s3_auth_sign_canonical(const uint8_t key[32], const char *amz_date, const c
 	sts[n++] = '\n';
 	memcpy(sts + n, hex, 64);
 	n += 64;
-	sign_sts(key, sts, n, sig);
+	uint8_t mac[32];
+	hmac_with(hk, sts, n, mac);
+	s3_hex_encode(mac, 32, sig);
+}
+
+void s3_auth_sign_canonical(const uint8_t key[32], const char *amz_date, const char *scope,
+			    const void *canonical, size_t canonical_len, char sig[65])
+{
+	struct hmac_key hk;
+	hmac_key_init(&hk, key, 32);
+	sign_canonical_with(&hk, amz_date, scope, canonical, canonical_len, sig);
+	OPENSSL_cleanse(&hk, sizeof(hk));
 }
 
 void s3_auth_chunk_signature(const uint8_t key[32], const char *amz_date, const char *scope,
@@ -619,7 +697,8 @@ static int tm_to_epoch(struct tm *tm, int64_t *out)
 	    tm->tm_hour > 23 || tm->tm_min > 59 || tm->tm_sec > 60 || tm->tm_year < 70 ||
 	    tm->tm_year > 8000)
 		return -SILT_EINVAL;
-	*out = (int64_t)timegm(tm);
+	*out = epoch_from_civil(tm->tm_year + 1900, tm->tm_mon + 1, tm->tm_mday, tm->tm_hour, tm->tm_min,
+				tm->tm_sec);
 	return 0;
 }
 
@@ -772,6 +851,7 @@ struct key_slot {
 	char date[9];
 	char region[S3_AUTH_MAX_REGION + 1];
 	uint8_t key[32];
+	struct hmac_key hk; /* key, made ready */
 };
 
 struct s3_auth_ctx {
@@ -807,7 +887,7 @@ void s3_auth_ctx_free(struct s3_auth_ctx *ctx)
 /* A signing key changes once a day per (secret, region), while every
  * request needs one: four HMACs saved per request on a warm cache. */
 static void cached_key(struct s3_auth_ctx *ctx, const char *secret, size_t sl,
-		       const char *date, const char *region, uint8_t key[32])
+		       const char *date, const char *region, uint8_t key[32], struct hmac_key *hk)
 {
 	size_t rl = strlen(region);
 	pthread_mutex_lock(&ctx->mu);
@@ -816,11 +896,13 @@ static void cached_key(struct s3_auth_ctx *ctx, const char *secret, size_t sl,
 		if (s->used && s->secret_len == sl && memcmp(s->secret, secret, sl) == 0 &&
 		    memcmp(s->date, date, 8) == 0 && strcmp(s->region, region) == 0) {
 			memcpy(key, s->key, 32);
+			*hk = s->hk;
 			pthread_mutex_unlock(&ctx->mu);
 			return;
 		}
 	}
 	s3_auth_signing_key(secret, sl, date, region, rl, key);
+	hmac_key_init(hk, key, 32);
 	if (sl <= sizeof(ctx->slots[0].secret)) {
 		struct key_slot *s = &ctx->slots[ctx->next_slot++ % KEY_CACHE_SLOTS];
 		s->used = true;
@@ -830,6 +912,7 @@ static void cached_key(struct s3_auth_ctx *ctx, const char *secret, size_t sl,
 		s->date[8] = '\0';
 		memcpy(s->region, region, rl + 1);
 		memcpy(s->key, key, 32);
+		s->hk = *hk;
 	}
 	pthread_mutex_unlock(&ctx->mu);
 }
@@ -942,7 +1025,8 @@ static enum s3_auth_err check_signature(struct s3_auth_ctx *ctx, const struct s3
 	if (sl < 0 || (size_t)sl > sizeof(secret))
 		return fail(res, S3_AUTH_INVALID_ACCESS_KEY,
 			    "The AWS Access Key Id you provided does not exist in our records.");
-	cached_key(ctx, secret, (size_t)sl, h->date, res->region, res->signing_key);
+	struct hmac_key hk;
+	cached_key(ctx, secret, (size_t)sl, h->date, res->region, res->signing_key, &hk);
 	OPENSSL_cleanse(secret, sizeof(secret));
 
 	/* S3 clients sign the path the way they sent it, and nearly all of
@@ -959,8 +1043,7 @@ static enum s3_auth_err check_signature(struct s3_auth_ctx *ctx, const struct s3
 		rc = canonical_request(req, h->signed_headers, h->signed_headers_len, skip, payload,
 				       payload_len, verbatim, canon);
 		if (rc == 0)
-			s3_auth_sign_canonical(res->signing_key, res->amz_date, res->scope, canon->p,
-					       canon->len, sig);
+			sign_canonical_with(&hk, res->amz_date, res->scope, canon->p, canon->len, sig);
 		canon_put(canon);
 		if (rc < 0)
 			break;

@@ -695,6 +695,15 @@ void s3op_get_object(struct s3req *r)
 		}
 	}
 	s3meta_obj_destroy(&ob);
+	if (!head && len > 0 && o->n == len) {
+		/* The whole range is in the first piece (a small object): one
+		 * response from the verified bytes, no copy into the output
+		 * buffer and no streaming rounds. get_free closes the read
+		 * (and with it the piece) after the last byte went out. */
+		o->ended = true;
+		s3_respond_ref(r, status, o->p, o->n);
+		return;
+	}
 	if (s3_respond_stream(r, status, (int64_t)len) != 0)
 		return;
 	if (head || len == 0) {

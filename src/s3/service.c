@@ -167,6 +167,15 @@ int s3_respond_stream(struct s3req *r, int status, int64_t len)
 	return http_respond_stream(r->h, status, len);
 }
 
+int s3_respond_ref(struct s3req *r, int status, const void *body, size_t len)
+{
+	if (r->answered)
+		return -EALREADY;
+	common_headers(r);
+	finish(r, status);
+	return http_respond_ref(r->h, status, body, len, NULL, NULL);
+}
+
 /* ---- conditional requests and copy sources ------------------------------ */
 
 bool s3_parse_http_date(const char *s, int64_t *ms)

@@ -209,6 +209,10 @@ bool s3_parse_http_date(const char *s, int64_t *ms);
  * noted); then http_stream_write / http_stream_end. For HEAD, call
  * http_stream_end without writing. Returns http_respond_stream's result. */
 int s3_respond_stream(struct s3req *r, int status, int64_t len);
+/* The whole body at once, sent from the caller's memory without a copy:
+ * body must stay valid until the request's op_free (on_done), which the
+ * layer calls only after the last byte went out or the connection died. */
+int s3_respond_ref(struct s3req *r, int status, const void *body, size_t len);
 /* Evaluates If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since
  * (prefix "") or their x-amz-copy-source-if-* forms (prefix
  * "x-amz-copy-source-") against an object's unquoted ETag and mtime, with

@@ -141,6 +141,41 @@ TEST(core_http_date_matches_strftime)
 	}
 }
 
+/* epoch_from_civil inverts civil_from_epoch and agrees with timegm,
+ * including its arithmetic carry of day 31 of a 30-day month. */
+TEST(core_epoch_from_civil_matches_timegm)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		int64_t sec = (int64_t)(x % 253402300800ull);
+		struct civil_time c;
+		civil_from_epoch(sec, &c);
+		if (epoch_from_civil(c.year, c.month, c.day, c.hour, c.min, c.sec) != sec) {
+			fprintf(stderr, "  %" PRId64 " does not round-trip\n", sec);
+			CHECK(false);
+			break;
+		}
+		struct tm tm = { .tm_year = 1970 + (int)(x % 8000) - 1900, .tm_mon = (int)((x >> 20) % 12),
+				 .tm_mday = 1 + (int)((x >> 28) % 31), .tm_hour = (int)((x >> 36) % 24),
+				 .tm_min = (int)((x >> 42) % 60), .tm_sec = (int)((x >> 50) % 61) };
+		int64_t want = (int64_t)timegm(&(struct tm){ .tm_year = tm.tm_year, .tm_mon = tm.tm_mon,
+							     .tm_mday = tm.tm_mday, .tm_hour = tm.tm_hour,
+							     .tm_min = tm.tm_min, .tm_sec = tm.tm_sec });
+		int64_t got = epoch_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+					       tm.tm_min, tm.tm_sec);
+		if (got != want) {
+			fprintf(stderr, "  %d-%d-%d %d:%d:%d: want %" PRId64 " got %" PRId64 "\n",
+				tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+				want, got);
+			CHECK(false);
+			break;
+		}
+	}
+}
+
 /* Idle hooks run once per iteration, after the iteration's timers and
  * posted closures, and may delete themselves. */
 struct hook_t {
