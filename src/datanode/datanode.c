@@ -35,6 +35,46 @@ void datanode_opts_default(struct datanode_opts *o)
 	o->chunk_bytes = 1u << 20;
 	o->max_object_bytes = 5ull << 30;
 	o->sync_commit = false;
+	o->map_resident_max = 64ull << 20;
+}
+
+/* ---- the read mappings' resident size -------------------------------------- */
+
+/* Bytes read through mappings between two looks at the resident size. A
+ * look reads /proc/self/statm (a few microseconds); between looks the
+ * resident size grows by at most this times the kernel's fault-around
+ * (16 pages per fault for scattered small reads). */
+#define MAP_CHECK_BYTES (4u << 20)
+
+/* File-backed resident bytes of this process (statm's "shared"), or 0. */
+static uint64_t file_resident_bytes(void)
+{
+	char buf[128];
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	unsigned long long size, resident, shared;
+	if (sscanf(buf, "%llu %llu %llu", &size, &resident, &shared) != 3)
+		return 0;
+	return (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void map_account(struct datanode *dn, size_t n)
+{
+	uint64_t prev = atomic_fetch_add_explicit(&dn->map_read, n, memory_order_relaxed);
+	if (prev / MAP_CHECK_BYTES == (prev + n) / MAP_CHECK_BYTES)
+		return;
+	if (file_resident_bytes() <= dn->opts.map_resident_max)
+		return;
+	for (unsigned i = 0; i < DN_NSTREAM_IDS; i++)
+		if (dn->streams[i])
+			seglog_trim_maps(dn->streams[i]->log);
+	atomic_fetch_add_explicit(&dn->map_trims, 1, memory_order_relaxed);
 }
 
 /* ---- object ids ----------------------------------------------------------- */
@@ -1012,6 +1052,7 @@ static int get_load(struct datanode_get *g, const struct seglog_read *r, const s
 		const uint8_t *m = seglog_seg_map(r->seg, span, &mlen);
 		if (m && loc->pos + need <= mlen) {
 			g->ent = m + loc->pos;
+			map_account(g->dn, need);
 			return 1;
 		}
 	}
@@ -1243,6 +1284,11 @@ int datanode_delete_many(struct datanode *dn, const struct dn_oid *oids, size_t 
 int datanode_checkpoint(struct datanode *dn, int *wal_frames, int *done_frames)
 {
 	return dnmeta_checkpoint(dn->meta, wal_frames, done_frames);
+}
+
+uint64_t datanode_map_trims(struct datanode *dn)
+{
+	return atomic_load_explicit(&dn->map_trims, memory_order_relaxed);
 }
 
 int datanode_space(struct datanode *dn, uint64_t *used, uint64_t *reclaimable)

@@ -91,6 +91,11 @@ struct datanode_opts {
 	uint32_t chunk_bytes;      /* data bytes per chunk (1 MiB, at most DNCHUNK_MAX_DATA) */
 	uint64_t max_object_bytes; /* puts beyond this fail with -SILT_ETOOBIG (5 GiB) */
 	bool sync_commit;          /* commit survives power loss (see above); false */
+	/* Reads go through shared mappings of the volume segments; once the
+	 * process holds more than this of file-backed pages resident, every
+	 * mapping's page-table entries are dropped (seglog_trim_maps), so a
+	 * 5 GiB GET does not show as 5 GiB of RSS (64 MiB). */
+	uint64_t map_resident_max;
 };
 
 void datanode_opts_default(struct datanode_opts *o);
@@ -259,6 +264,8 @@ int datanode_checkpoint(struct datanode *dn, int *wal_frames, int *done_frames);
 /* used: bytes of all volume files; reclaimable: bytes of dead entries in
  * sealed segments (what a GC with threshold 1.0 would free). */
 int datanode_space(struct datanode *dn, uint64_t *used, uint64_t *reclaimable);
+/* How many times the read mappings were trimmed (opts.map_resident_max). */
+uint64_t datanode_map_trims(struct datanode *dn);
 
 struct datanode_gc_stats {
 	uint32_t segments_freed;

@@ -43,6 +43,10 @@ struct datanode {
 	pthread_mutex_t gc_mu;
 	uint64_t oid_hi;
 	atomic_uint_fast64_t oid_lo;
+	/* Bytes read through segment mappings, and how often they were
+	 * trimmed (map_account in datanode.c). */
+	atomic_uint_fast64_t map_read;
+	atomic_uint_fast64_t map_trims;
 };
 
 /* Appends one chunk entry to the stream and returns where it went. If fl

@@ -47,6 +47,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +75,17 @@ struct seglog {
 	int64_t wb_base;
 	uint64_t wb_pos;
 };
+
+void seglog_trim_maps(struct seglog *log)
+{
+	pthread_mutex_lock(&log->mu);
+	for (size_t i = 0; i < log->nsegs; i++) {
+		struct seg_map *m = atomic_load_explicit(&log->segs[i]->map, memory_order_acquire);
+		if (m)
+			(void)madvise((void *)m->p, m->len, MADV_DONTNEED);
+	}
+	pthread_mutex_unlock(&log->mu);
+}
 
 void seglog_opts_default(struct seglog_opts *o)
 {

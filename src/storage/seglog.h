@@ -124,6 +124,12 @@ void seglog_seg_unref(struct seglog_seg *seg);
  * below the size the caller saw published (seglog_read.len) may be read:
  * a segment never shrinks below that while a reference is held. */
 const uint8_t *seglog_seg_map(struct seglog_seg *seg, uint64_t span, uint64_t *len);
+/* Drops the page-table entries of every open segment's mapping
+ * (MADV_DONTNEED): the pages stay in the page cache and the mappings stay
+ * valid, a later read faults them back in. Keeps the process's resident
+ * size from growing with every byte ever read through a mapping. Safe
+ * while other threads read the mappings. */
+void seglog_trim_maps(struct seglog *log);
 
 /* First offset of the first entry whose max_timestamp >= ts, or the end
  * offset if none; negative (-errno, -SILT_ECORRUPT) if the segment could
