@@ -20,6 +20,7 @@
 
 #include "core/platform.h"
 #include "core/wbuf.h"
+#include "s3/auth.h"
 
 enum bench_target { BENCH_KAFKA, BENCH_NATS, BENCH_REDIS, BENCH_S3 };
 enum bench_mode { BENCH_PRODUCE, BENCH_CONSUME, BENCH_LATENCY };
@@ -192,11 +193,11 @@ struct bench_s3_page {
  * them on every small request measures itself). */
 struct bench_s3_signer {
 	char date8[9];
-	uint8_t key[32];
-	/* OpenSSL state, created on first use: the SHA-256 method and digest
-	 * contexts holding the HMAC key's inner and outer pads, so one HMAC
-	 * costs two context copies instead of a key schedule and lookups. */
-	void *md, *ipad, *opad, *tmp;
+	bool ready;
+	/* The day's signing key with its HMAC pads absorbed: one signature
+	 * costs the canonical request's hash and two short ones. */
+	struct s3_hmac_key hk;
+	struct wbuf canon; /* the canonical request, kept between requests */
 };
 
 /* Frees what the signer allocated; it may be used again afterwards. */

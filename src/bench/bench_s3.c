@@ -29,7 +29,6 @@
 
 #include <netdb.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -399,70 +398,10 @@ int bench_s3_parse_page(const char *xml, size_t len, struct bench_s3_page *p)
 
 void bench_s3_signer_destroy(struct bench_s3_signer *s)
 {
-	EVP_MD_CTX_free(s->ipad);
-	EVP_MD_CTX_free(s->opad);
-	EVP_MD_CTX_free(s->tmp);
-	EVP_MD_free(s->md);
-	OPENSSL_cleanse(s->key, sizeof(s->key));
+	if (s->ready)
+		wbuf_destroy(&s->canon);
+	OPENSSL_cleanse(&s->hk, sizeof(s->hk));
 	memset(s, 0, sizeof(*s));
-}
-
-/* Keys the inner and outer pad contexts of HMAC-SHA256 (RFC 2104) with the
- * 32-byte signing key: H((K ^ opad) || H((K ^ ipad) || m)). */
-static int signer_key(struct bench_s3_signer *s)
-{
-	if (!s->md) {
-		s->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-		s->ipad = EVP_MD_CTX_new();
-		s->opad = EVP_MD_CTX_new();
-		s->tmp = EVP_MD_CTX_new();
-		if (!s->md || !s->ipad || !s->opad || !s->tmp)
-			return -SILT_EINVAL;
-	}
-	uint8_t ib[64], ob[64];
-	for (int i = 0; i < 64; i++) {
-		uint8_t k = i < 32 ? s->key[i] : 0;
-		ib[i] = k ^ 0x36;
-		ob[i] = k ^ 0x5c;
-	}
-	int ok = EVP_DigestInit_ex(s->ipad, s->md, NULL) && EVP_DigestUpdate(s->ipad, ib, 64) &&
-		 EVP_DigestInit_ex(s->opad, s->md, NULL) && EVP_DigestUpdate(s->opad, ob, 64);
-	OPENSSL_cleanse(ib, sizeof(ib));
-	OPENSSL_cleanse(ob, sizeof(ob));
-	return ok ? 0 : -SILT_EINVAL;
-}
-
-static void hex32(const uint8_t in[32], char out[65])
-{
-	static const char hx[] = "0123456789abcdef";
-	for (int i = 0; i < 32; i++) {
-		out[2 * i] = hx[in[i] >> 4];
-		out[2 * i + 1] = hx[in[i] & 15];
-	}
-	out[64] = '\0';
-}
-
-/* Hex HMAC-SHA256 of "AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex sha256(canonical)>". */
-static int signer_sign(struct bench_s3_signer *s, const char *amz_date, const char *scope, const void *canon,
-		       size_t canon_len, char sig[65])
-{
-	uint8_t h[32], inner[32], mac[32];
-	char hexh[65], sts[64 + S3_AUTH_SCOPE_MAX + 96];
-	unsigned int n;
-	EVP_MD_CTX *t = s->tmp;
-	if (!EVP_DigestInit_ex(t, s->md, NULL) || !EVP_DigestUpdate(t, canon, canon_len) ||
-	    !EVP_DigestFinal_ex(t, h, &n))
-		return -SILT_EINVAL;
-	hex32(h, hexh);
-	int sn = snprintf(sts, sizeof(sts), "AWS4-HMAC-SHA256\n%s\n%s\n%s", amz_date, scope, hexh);
-	if (sn < 0 || (size_t)sn >= sizeof(sts))
-		return -SILT_EINVAL;
-	if (!EVP_MD_CTX_copy_ex(t, s->ipad) || !EVP_DigestUpdate(t, sts, (size_t)sn) ||
-	    !EVP_DigestFinal_ex(t, inner, &n) || !EVP_MD_CTX_copy_ex(t, s->opad) ||
-	    !EVP_DigestUpdate(t, inner, sizeof(inner)) || !EVP_DigestFinal_ex(t, mac, &n))
-		return -SILT_EINVAL;
-	hex32(mac, sig);
-	return 0;
 }
 
 int bench_s3_authorization(const struct bench_opts *o, struct bench_s3_signer *s, const char *method,
@@ -470,11 +409,16 @@ int bench_s3_authorization(const struct bench_opts *o, struct bench_s3_signer *s
 {
 	if (strlen(amz_date) != 16 || strlen(o->region) > S3_AUTH_MAX_REGION)
 		return -SILT_EINVAL;
-	if (memcmp(s->date8, amz_date, 8) != 0 || !s->md) {
+	if (!s->ready) {
+		wbuf_init(&s->canon, 512, 64 * 1024);
+		s->ready = true;
+	}
+	if (memcmp(s->date8, amz_date, 8) != 0) {
+		uint8_t key[32];
 		s3_auth_signing_key(o->secret_key, strlen(o->secret_key), amz_date, o->region, strlen(o->region),
-				    s->key);
-		if (signer_key(s))
-			return -SILT_EINVAL;
+				    key);
+		s3_hmac_key_init(&s->hk, key, sizeof(key));
+		OPENSSL_cleanse(key, sizeof(key));
 		memcpy(s->date8, amz_date, 8);
 		s->date8[8] = '\0';
 	}
@@ -492,16 +436,16 @@ int bench_s3_authorization(const struct bench_opts *o, struct bench_s3_signer *s
 		.hdrs = hdrs,
 		.nhdrs = 3,
 	};
-	struct wbuf canon;
-	wbuf_init(&canon, 512, 64 * 1024);
+	struct wbuf *canon = &s->canon;
+	wbuf_reset(canon);
 	char scope[S3_AUTH_SCOPE_MAX], sig[65];
 	int rc = s3_auth_canonical_request(&req, S3B_SIGNED_HEADERS, strlen(S3B_SIGNED_HEADERS), NULL,
-					   "UNSIGNED-PAYLOAD", 16, &canon);
-	if (rc == 0 && canon.err)
+					   "UNSIGNED-PAYLOAD", 16, canon);
+	if (rc == 0 && canon->err)
 		rc = -SILT_EINVAL;
 	if (rc == 0) {
 		snprintf(scope, sizeof(scope), "%.8s/%s/s3/aws4_request", amz_date, o->region);
-		rc = signer_sign(s, amz_date, scope, canon.p, canon.len, sig);
+		s3_auth_sign_canonical_with(&s->hk, amz_date, scope, canon->p, canon->len, sig);
 	}
 	if (rc == 0) {
 		wbuf_put(out, "AWS4-HMAC-SHA256 Credential=", 28);
@@ -512,7 +456,6 @@ int bench_s3_authorization(const struct bench_opts *o, struct bench_s3_signer *s
 			 strlen(", SignedHeaders=" S3B_SIGNED_HEADERS ", Signature="));
 		wbuf_put(out, sig, 64);
 	}
-	wbuf_destroy(&canon);
 	return rc;
 }
 

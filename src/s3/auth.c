@@ -1,4 +1,8 @@
 /* auth.c - AWS SigV4 for S3. See auth.h. */
+/* SHA256_Init and friends are deprecated in OpenSSL 3 but kept; see
+ * sha256_2 for why they are used. Before any include: auth.h includes
+ * <openssl/sha.h>. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "core/platform.h"
 #include "s3/auth.h"
 #include "s3/checksum.h"
@@ -8,9 +12,6 @@
 #include <strings.h>
 #include <time.h>
 
-/* SHA256_Init and friends are deprecated in OpenSSL 3 but kept; see
- * sha256_2 for why they are used. */
-#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
@@ -498,14 +499,8 @@ static void sha256_2(const void *a, size_t an, const void *b, size_t bn, uint8_t
 		abort();
 }
 
-/* An HMAC key made ready: the hash states after absorbing K^ipad and
- * K^opad. A signing key is used for every request of a day, so the cache
- * keeps it in this form and each HMAC saves those two blocks. */
-struct hmac_key {
-	SHA256_CTX in, out;
-};
-
-static void hmac_key_init(struct hmac_key *hk, const void *key, size_t klen)
+/* The signing-key cache keeps keys as s3_hmac_key (auth.h). */
+void s3_hmac_key_init(struct s3_hmac_key *hk, const void *key, size_t klen)
 {
 	uint8_t k[64] = { 0 }, pad[64];
 	if (klen > sizeof(k)) {
@@ -529,7 +524,7 @@ static void hmac_key_init(struct hmac_key *hk, const void *key, size_t klen)
 }
 
 /* The copies on the stack hold what the key cache holds anyway. */
-static void hmac_with(const struct hmac_key *hk, const void *msg, size_t mlen, uint8_t out[32])
+static void hmac_with(const struct s3_hmac_key *hk, const void *msg, size_t mlen, uint8_t out[32])
 {
 	uint8_t inner[32];
 	SHA256_CTX c = hk->in;
@@ -589,8 +584,8 @@ static void sha256(const void *p, size_t n, uint8_t out[32])
 
 static void hmac(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32])
 {
-	struct hmac_key hk;
-	hmac_key_init(&hk, key, klen);
+	struct s3_hmac_key hk;
+	s3_hmac_key_init(&hk, key, klen);
 	hmac_with(&hk, msg, mlen, out);
 	OPENSSL_cleanse(&hk, sizeof(hk));
 }
@@ -619,8 +614,8 @@ static void sign_sts(const uint8_t key[32], const char *sts, size_t n, char sig[
 	s3_hex_encode(mac, 32, sig);
 }
 
-static void sign_canonical_with(const struct hmac_key *hk, const char *amz_date, const char *scope,
-				const void *canonical, size_t canonical_len, char sig[65])
+void s3_auth_sign_canonical_with(const struct s3_hmac_key *hk, const char *amz_date, const char *scope,
+				 const void *canonical, size_t canonical_len, char sig[65])
 {
 	uint8_t h[32];
 	char hex[65], sts[256 + S3_AUTH_SCOPE_MAX];
@@ -649,9 +644,9 @@ static void sign_canonical_with(const struct hmac_key *hk, const char *amz_date,
 void s3_auth_sign_canonical(const uint8_t key[32], const char *amz_date, const char *scope,
 			    const void *canonical, size_t canonical_len, char sig[65])
 {
-	struct hmac_key hk;
-	hmac_key_init(&hk, key, 32);
-	sign_canonical_with(&hk, amz_date, scope, canonical, canonical_len, sig);
+	struct s3_hmac_key hk;
+	s3_hmac_key_init(&hk, key, 32);
+	s3_auth_sign_canonical_with(&hk, amz_date, scope, canonical, canonical_len, sig);
 	OPENSSL_cleanse(&hk, sizeof(hk));
 }
 
@@ -851,7 +846,7 @@ struct key_slot {
 	char date[9];
 	char region[S3_AUTH_MAX_REGION + 1];
 	uint8_t key[32];
-	struct hmac_key hk; /* key, made ready */
+	struct s3_hmac_key hk; /* key, made ready */
 };
 
 struct s3_auth_ctx {
@@ -887,7 +882,7 @@ void s3_auth_ctx_free(struct s3_auth_ctx *ctx)
 /* A signing key changes once a day per (secret, region), while every
  * request needs one: four HMACs saved per request on a warm cache. */
 static void cached_key(struct s3_auth_ctx *ctx, const char *secret, size_t sl,
-		       const char *date, const char *region, uint8_t key[32], struct hmac_key *hk)
+		       const char *date, const char *region, uint8_t key[32], struct s3_hmac_key *hk)
 {
 	size_t rl = strlen(region);
 	pthread_mutex_lock(&ctx->mu);
@@ -902,7 +897,7 @@ static void cached_key(struct s3_auth_ctx *ctx, const char *secret, size_t sl,
 		}
 	}
 	s3_auth_signing_key(secret, sl, date, region, rl, key);
-	hmac_key_init(hk, key, 32);
+	s3_hmac_key_init(hk, key, 32);
 	if (sl <= sizeof(ctx->slots[0].secret)) {
 		struct key_slot *s = &ctx->slots[ctx->next_slot++ % KEY_CACHE_SLOTS];
 		s->used = true;
@@ -1025,7 +1020,7 @@ static enum s3_auth_err check_signature(struct s3_auth_ctx *ctx, const struct s3
 	if (sl < 0 || (size_t)sl > sizeof(secret))
 		return fail(res, S3_AUTH_INVALID_ACCESS_KEY,
 			    "The AWS Access Key Id you provided does not exist in our records.");
-	struct hmac_key hk;
+	struct s3_hmac_key hk;
 	cached_key(ctx, secret, (size_t)sl, h->date, res->region, res->signing_key, &hk);
 	OPENSSL_cleanse(secret, sizeof(secret));
 
@@ -1043,7 +1038,7 @@ static enum s3_auth_err check_signature(struct s3_auth_ctx *ctx, const struct s3
 		rc = canonical_request(req, h->signed_headers, h->signed_headers_len, skip, payload,
 				       payload_len, verbatim, canon);
 		if (rc == 0)
-			sign_canonical_with(&hk, res->amz_date, res->scope, canon->p, canon->len, sig);
+			s3_auth_sign_canonical_with(&hk, res->amz_date, res->scope, canon->p, canon->len, sig);
 		canon_put(canon);
 		if (rc < 0)
 			break;

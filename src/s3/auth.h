@@ -25,6 +25,8 @@
 #include "core/platform.h"
 #include "core/wbuf.h"
 
+#include <openssl/sha.h>
+
 /* Outcomes, each one S3 error code (s3_auth_err_code) and HTTP status. */
 enum s3_auth_err {
 	S3_AUTH_OK = 0,
@@ -146,6 +148,18 @@ void s3_auth_signing_key(const char *secret, size_t secret_len, const char *date
  * "AWS4-HMAC-SHA256\n<amz_date>\n<scope>\n<hex sha256(canonical)>". */
 void s3_auth_sign_canonical(const uint8_t key[32], const char *amz_date, const char *scope,
 			    const void *canonical, size_t canonical_len, char sig[65]);
+
+/* A signing key made ready for HMAC: the SHA-256 states after absorbing
+ * K^ipad and K^opad (RFC 2104), so each signature saves those two blocks.
+ * A signing key serves a whole day; keep it in this form. Secret: wipe
+ * with OPENSSL_cleanse when done. */
+struct s3_hmac_key {
+	SHA256_CTX in, out;
+};
+void s3_hmac_key_init(struct s3_hmac_key *hk, const void *key, size_t klen);
+/* s3_auth_sign_canonical with a ready key. */
+void s3_auth_sign_canonical_with(const struct s3_hmac_key *hk, const char *amz_date, const char *scope,
+				 const void *canonical, size_t canonical_len, char sig[65]);
 
 /* Signature of one aws-chunked chunk, chained from prev_sig:
  * "AWS4-HMAC-SHA256-PAYLOAD\n<date>\n<scope>\n<prev>\n<sha256("")>\n<hex chunk_sha256>". */
