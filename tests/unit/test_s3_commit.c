@@ -678,7 +678,7 @@ TEST(s3_commit_group_call_cap)
 	done_count = 0;
 	enum { K = S3COMMIT_MAX_CALLS - 10 };
 	struct s3commit_key *k1 = xcalloc(K, sizeof(*k1)), *k2 = xcalloc(K, sizeof(*k2));
-	char(*names)[16] = xcalloc(K, sizeof(*names));
+	char(*names)[24] = xcalloc(K, sizeof(*names));
 	for (int i = 0; i < K; i++) {
 		snprintf(names[i], sizeof(names[i]), "gone/%d", i);
 		k1[i].key = k2[i].key = names[i];
