@@ -100,7 +100,7 @@ integration: $(B)/silt
 # The Kafka tests and the quicker S3 tests again, against the server built
 # with ASan+UBSan: a use-after-free or leak makes silt exit non-zero, which
 # fails the test that stopped it.
-ASAN_IT := test_ kafkajs s3_buckets s3_boto3 s3_jssdk s3_auth s3_bad_input s3_crash s3_s3cmd
+ASAN_IT := test_ kafkajs s3_buckets s3_boto3 s3_jssdk s3_auth s3_bad_input s3_crash s3_s3cmd s3_copy_stall
 integration-asan: $(B)/silt_asan
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  SILT_BIN=$(abspath $(B)/silt_asan) tests/integration/run_all.sh $(ASAN_IT)

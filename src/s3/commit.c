@@ -48,8 +48,30 @@ static int meta_call(struct s3commit *c, struct s3commit_job *j)
 	case S3COMMIT_COMPLETE:
 		return s3meta_mpu_complete(c->meta, j->bucket, j->key, j->upload_id, j->parts, j->nparts, 0,
 					   &j->complete, &j->freed);
+	case S3COMMIT_DELETE_MANY:
+		/* Each key is a call of its own in the group: a key that fails
+		 * is undone alone (a savepoint when the group runs isolated),
+		 * as a job would be. What the successful ones free shares the
+		 * job's list. */
+		for (size_t k = 0; k < j->nkeys; k++) {
+			struct s3commit_key *ky = &j->keys[k];
+			if (ky->key)
+				ky->rc = s3meta_object_delete(c->meta, j->bucket, ky->key, ky->version_id, j->owner,
+							      &ky->del, &j->freed);
+		}
+		return 0;
+	case S3COMMIT_MPU_CREATE:
+		return s3meta_mpu_create(c->meta, j->bucket, j->key, &j->put, j->new_upload_id);
+	case S3COMMIT_MPU_ABORT:
+		return s3meta_mpu_abort(c->meta, j->bucket, j->key, j->upload_id, &j->freed);
 	}
 	return -S3META_EINTERNAL;
+}
+
+/* How many metadata calls the job makes (S3COMMIT_MAX_CALLS). */
+static size_t job_calls(const struct s3commit_job *j)
+{
+	return j->kind == S3COMMIT_DELETE_MANY && j->nkeys > 1 ? j->nkeys : 1;
 }
 
 static bool has_data(const struct s3commit_job *j)
@@ -103,8 +125,13 @@ static void commit_meta(struct s3commit *c, struct s3commit_job **jobs, size_t n
 	int brc = 0;
 	for (int isolated = 0; isolated < 2; isolated++) {
 		for (size_t i = 0; i < n; i++) {
-			jobs[i]->rc = 0;
-			s3meta_locs_destroy(&jobs[i]->freed);
+			struct s3commit_job *j = jobs[i];
+			j->rc = 0;
+			s3meta_locs_destroy(&j->freed);
+			if (j->kind == S3COMMIT_DELETE_MANY)
+				for (size_t k = 0; k < j->nkeys; k++)
+					if (j->keys[k].key)
+						j->keys[k].rc = 0;
 		}
 		brc = s3meta_batch_begin(c->meta, isolated);
 		if (brc == 0) {
@@ -126,6 +153,10 @@ static void commit_meta(struct s3commit *c, struct s3commit_job **jobs, size_t n
 			continue;
 		if (j->rc == 0)
 			j->rc = brc;
+		if (j->kind == S3COMMIT_DELETE_MANY)
+			for (size_t k = 0; k < j->nkeys; k++)
+				if (j->keys[k].key && j->keys[k].rc == 0)
+					j->keys[k].rc = brc;
 		/* Rolled back: what the calls listed is still referenced. */
 		s3meta_locs_destroy(&j->freed);
 	}
@@ -208,6 +239,7 @@ static void run_group(struct s3commit *c, struct s3commit_job **jobs, size_t n)
 		j->rc = 0;
 		j->loclen = 0;
 		j->new_version_id[0] = '\0';
+		j->new_upload_id[0] = '\0';
 		memset(&j->freed, 0, sizeof(j->freed));
 	}
 	commit_data(c, jobs, n);
@@ -258,8 +290,10 @@ static void *committer_main(void *arg)
 		}
 		if (!c->head)
 			break; /* stopping */
-		size_t n = 0;
-		while (c->head && n < S3COMMIT_MAX_BATCH) {
+		size_t n = 0, calls = 0;
+		while (c->head && n < S3COMMIT_MAX_BATCH &&
+		       (n == 0 || calls + job_calls(c->head) <= S3COMMIT_MAX_CALLS)) {
+			calls += job_calls(c->head);
 			jobs[n++] = c->head;
 			c->head = c->head->next;
 		}

@@ -26,11 +26,21 @@
  * failure of a group's transaction itself (disk full, I/O error) fails every
  * job of that group.
  *
- * Job kinds: PUT (data + s3meta_object_put), PART (data +
- * s3meta_mpu_put_part), DELETE (s3meta_object_delete), COMPLETE
- * (s3meta_mpu_complete). The caller fills the inputs; strings and arrays
- * they point at must stay valid until `done` has run. The locator fields
- * of `put` and `part` are filled in by the committer.
+ * Job kinds: PUT (data + s3meta_object_put: PutObject, CopyObject), PART
+ * (data + s3meta_mpu_put_part: UploadPart, UploadPartCopy), DELETE
+ * (s3meta_object_delete), DELETE_MANY (one s3meta_object_delete per key of
+ * a DeleteObjects request, all in the group's transaction, each key
+ * succeeding or failing on its own like a job), COMPLETE
+ * (s3meta_mpu_complete), MPU_CREATE (s3meta_mpu_create) and MPU_ABORT
+ * (s3meta_mpu_abort; the parts' data freed here). The caller fills the
+ * inputs; strings and arrays they point at must stay valid until `done`
+ * has run. The locator fields of `put` and `part` are filled in by the
+ * committer.
+ *
+ * A group holds at most S3COMMIT_MAX_BATCH jobs and, past its first job, at
+ * most S3COMMIT_MAX_CALLS metadata calls (a DELETE_MANY job makes one per
+ * key), so that a few large DeleteObjects do not make one long transaction
+ * that every other write waits behind.
  *
  * The committer also owns a checkpointer thread, which copies both
  * databases' WALs into their files every S3COMMIT_CKPT_MS (PASSIVE), so no
@@ -51,6 +61,7 @@
 #include "s3meta/s3meta.h"
 
 #define S3COMMIT_MAX_BATCH 256 /* jobs per group */
+#define S3COMMIT_MAX_CALLS 1024 /* metadata calls per group (past its first job) */
 #define S3COMMIT_CKPT_MS 250   /* checkpoint period */
 #define S3COMMIT_RESET_FRAMES 8192 /* WAL length (frames) the committer catches up at */
 #define S3COMMIT_CATCHUP_FRAMES 256 /* ...once a background pass copied no more than this */
@@ -63,6 +74,18 @@ enum s3commit_kind {
 	S3COMMIT_PART,
 	S3COMMIT_DELETE,
 	S3COMMIT_COMPLETE,
+	S3COMMIT_DELETE_MANY,
+	S3COMMIT_MPU_CREATE,
+	S3COMMIT_MPU_ABORT,
+};
+
+/* DELETE_MANY: one key. A key the caller refused itself has key NULL and
+ * its error in rc; the committer leaves it alone. */
+struct s3commit_key {
+	const char *key;        /* input */
+	const char *version_id; /* input: NULL for the latest */
+	int rc;                 /* result (-S3META_E*, -errno) */
+	struct s3meta_del del;  /* result */
 };
 
 struct s3commit_job {
@@ -72,17 +95,21 @@ struct s3commit_job {
 	/* PUT, PART: a sealed data put (s3route_put_seal); the committer owns
 	 * it from a successful submit on and frees it. */
 	struct s3route_put *data;
-	struct s3meta_put put;        /* PUT */
-	const char *upload_id;        /* PART, COMPLETE */
+	struct s3meta_put put;        /* PUT; MPU_CREATE: the object's attributes */
+	const char *upload_id;        /* PART, COMPLETE, MPU_ABORT */
 	struct s3meta_part_put part;  /* PART */
 	const char *version_id;       /* DELETE: NULL for the latest */
-	const char *owner;            /* DELETE: owner of a new delete marker */
+	const char *owner;            /* DELETE, DELETE_MANY: owner of a new delete marker */
 	const struct s3meta_part_ref *parts; /* COMPLETE */
 	size_t nparts;
+	struct s3commit_key *keys;    /* DELETE_MANY: inputs and per-key results */
+	size_t nkeys;
 	/* ---- results, valid in done ---- */
 	int data_rc; /* PUT, PART: the data commit failed (no metadata call made) */
-	int rc;      /* the metadata call's result (-S3META_E*, -errno) */
+	int rc;      /* the metadata call's result (-S3META_E*, -errno); DELETE_MANY:
+		      * 0, or the group's failure (then also in every key's rc) */
 	char new_version_id[S3META_VID_SIZE]; /* PUT */
+	char new_upload_id[S3META_UPLOAD_ID_SIZE]; /* MPU_CREATE */
 	struct s3meta_del del;                /* DELETE */
 	struct s3meta_complete complete;      /* COMPLETE */
 	/* ---- completion ---- */

@@ -11,17 +11,17 @@
  * pipeline hashing MD5 and the client's x-amz-checksum on the way; the part
  * is recorded only after the body was complete and every digest matched.
  * UploadPartCopy reads the source range through the router and writes it
- * into a new part in steps of COPY_STEP bytes, posting itself back to the
- * loop between steps so a 5 GiB copy does not stall the loop's other
- * connections.
+ * into a new part with the copy pump (s3/copy.h: S3COPY_STEP bytes per
+ * loop turn, so a 5 GiB copy does not stall the loop's other connections).
  *
  * Data made unreachable (a replaced part, parts left out of a completed
  * upload, an aborted upload's parts) comes back from the metadata service
  * in a `freed` list and is freed here after the metadata change committed;
  * a put whose metadata update failed frees its own fresh data.
  *
- * UploadPart(Copy) and CompleteMultipartUpload record their result through
- * the group committer (s3/commit.h), which answers through *_committed.
+ * Every metadata write here -- CreateMultipartUpload, UploadPart(Copy),
+ * CompleteMultipartUpload, AbortMultipartUpload -- goes through the group
+ * committer (s3/commit.h), which answers through *_committed.
  *
  * Threads: everything on the request's loop thread, but the metadata calls
  * of the jobs handed to the committer. */
@@ -29,6 +29,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "s3/commit.h"
+#include "s3/copy.h"
 #include "s3/route.h"
 #include "s3/service.h"
 
@@ -36,7 +37,6 @@
 
 #define PART_MAX_SIZE (5ll << 30)        /* S3's part size limit */
 #define COMPLETE_BODY_MAX (4u << 20)
-#define COPY_STEP (8u << 20)             /* bytes copied per loop turn */
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -158,36 +158,56 @@ static bool attrs_from_headers(struct s3req *r, struct s3meta_put *p, struct wbu
 	return true;
 }
 
-void s3op_create_multipart_upload(struct s3req *r)
-{
-	if (!s3_bucket_check(r))
-		return;
-	struct s3meta_put p;
-	memset(&p, 0, sizeof(p));
+/* The attributes and their user metadata, until the answer. */
+struct create_op {
 	struct wbuf um;
-	wbuf_init(&um, 0, S3META_USER_META_MAX + 1);
-	if (!attrs_from_headers(r, &p, &um)) {
-		wbuf_destroy(&um);
+	struct s3commit_job job;
+};
+
+static void create_op_free(struct s3req *r)
+{
+	struct create_op *op = r->ops;
+	if (!op)
+		return;
+	wbuf_destroy(&op->um);
+	free(op);
+	r->ops = NULL;
+}
+
+static void create_committed(struct s3req *r, struct s3commit_job *j)
+{
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
 		return;
 	}
-	char uid[S3META_UPLOAD_ID_SIZE];
-	int rc = s3meta_mpu_create(r->svc->meta, r->bucket, r->key, &p, uid);
-	wbuf_destroy(&um);
-	if (rc != 0) {
-		s3_error_meta(r, rc);
-		return;
-	}
-	log_debug("s3", "%s: upload %s created", r->resource, uid);
-	if (p.cksum_algo)
-		http_resp_header(r->h, "x-amz-checksum-algorithm", p.cksum_algo);
+	log_debug("s3", "%s: upload %s created", r->resource, j->new_upload_id);
+	if (j->put.cksum_algo)
+		http_resp_header(r->h, "x-amz-checksum-algorithm", j->put.cksum_algo);
 	struct wbuf b;
 	struct s3_xw w;
 	s3_xml_begin(r, &b, &w, "InitiateMultipartUploadResult");
 	s3_xw_elem(&w, "Bucket", r->bucket);
 	s3_xw_elem(&w, "Key", r->key);
-	s3_xw_elem(&w, "UploadId", uid);
+	s3_xw_elem(&w, "UploadId", j->new_upload_id);
 	s3_xw_close(&w, "InitiateMultipartUploadResult");
 	s3_respond_xml(r, 200, &b);
+}
+
+void s3op_create_multipart_upload(struct s3req *r)
+{
+	if (!s3_bucket_check(r))
+		return;
+	struct create_op *op = xcalloc(1, sizeof(*op));
+	r->ops = op;
+	r->op_free = create_op_free;
+	wbuf_init(&op->um, 0, S3META_USER_META_MAX + 1);
+	struct s3commit_job *j = &op->job;
+	if (!attrs_from_headers(r, &j->put, &op->um))
+		return;
+	j->kind = S3COMMIT_MPU_CREATE;
+	j->bucket = r->bucket;
+	j->key = r->key;
+	s3_commit(r, j, create_committed);
 }
 
 /* ---- UploadPart ------------------------------------------------------------ */
@@ -198,12 +218,8 @@ struct part_op {
 	char algo[16];                   /* the upload's checksum algorithm, or "" */
 	struct s3route_put *put;
 	/* UploadPartCopy */
-	struct s3route_get *get;
-	struct s3_cksum md5, ck;
-	bool have_md5, have_ck;
-	int64_t size, done;
+	struct s3copy cp;
 	const char *src_version;         /* x-amz-copy-source-version-id, or NULL */
-	bool aborted;
 	/* The group commit: the part's MD5 (hex) and checksum for the answer. */
 	struct s3commit_job job;
 	char hex[33];
@@ -219,12 +235,7 @@ static void part_op_free(struct s3req *r)
 		return;
 	if (op->put)
 		s3route_put_abort(op->put);
-	if (op->get)
-		s3route_get_close(op->get);
-	if (op->have_md5)
-		s3_cksum_destroy(&op->md5);
-	if (op->have_ck)
-		s3_cksum_destroy(&op->ck);
+	s3copy_destroy(&op->cp);
 	free(op);
 	r->ops = NULL;
 }
@@ -393,75 +404,22 @@ static void copy_committed(struct s3req *r, struct s3commit_job *j)
 	s3_iso_date(now_ms(), date);
 	s3_xw_elem(&w, "LastModified", date);
 	s3_xw_elem(&w, "ETag", etag);
-	if (op->have_ck)
+	if (op->cp.have_ck)
 		cksum_elem(&w, op->algo, op->ck_b64);
 	s3_xw_close(&w, "CopyPartResult");
 	s3_respond_xml(r, 200, &b);
 }
 
-static void copy_finish(struct s3req *r, struct part_op *op)
+/* The source is copied: the new part goes to the committer. */
+static void copy_copied(struct s3req *r, struct s3copy *cp)
 {
+	struct part_op *op = r->ops;
 	uint8_t md5[S3_CKSUM_MAX_DIGEST];
-	s3_cksum_final(&op->md5, md5);
-	char ck[S3_CKSUM_B64_MAX] = "";
-	if (op->have_ck)
-		s3_cksum_final_b64(&op->ck, ck);
-	part_commit(r, op, op->size, md5, op->have_ck ? ck : NULL, copy_committed);
-}
-
-/* One turn of the copy: up to COPY_STEP bytes, then either the answer or
- * another turn posted to the loop. */
-static void copy_step(void *arg)
-{
-	struct s3req *r = arg;
-	struct part_op *op = r->ops;
-	if (op->aborted || r->h->aborted) {
-		s3_error(r, 400, "RequestTimeout", "The connection went away during the copy.");
-		return;
-	}
-	size_t moved = 0;
-	while (op->get && moved < COPY_STEP) {
-		const uint8_t *p;
-		size_t n;
-		int rc = s3route_get_next(op->get, &p, &n);
-		if (rc < 0) {
-			s3_error_internal(r, "copy source read", rc);
-			return;
-		}
-		if (rc == 0) {
-			s3route_get_close(op->get);
-			op->get = NULL;
-			break;
-		}
-		s3_cksum_update(&op->md5, p, n);
-		if (op->have_ck)
-			s3_cksum_update(&op->ck, p, n);
-		if ((rc = s3route_put_write(op->put, p, n)) != 0) {
-			s3_error_internal(r, "data write", rc);
-			return;
-		}
-		op->done += (int64_t)n;
-		moved += n;
-	}
-	if (op->get) {
-		http_req_post(r->h, copy_step, r);
-		return;
-	}
-	if (op->done != op->size) {
-		s3_error_internal(r, "copy source read", -SILT_ECORRUPT);
-		return;
-	}
-	copy_finish(r, op);
-}
-
-static void copy_on_abort(struct s3req *r)
-{
-	/* The posted step notices and answers. */
-	struct part_op *op = r->ops;
-	if (op)
-		op->aborted = true;
-	else if (!r->answered)
-		s3_error(r, 400, "RequestTimeout", "The connection went away.");
+	char ck[S3_CKSUM_B64_MAX];
+	s3copy_digests(cp, md5, ck);
+	op->put = cp->put;
+	cp->put = NULL;
+	part_commit(r, op, cp->size, md5, cp->have_ck ? ck : NULL, copy_committed);
 }
 
 void s3op_upload_part_copy(struct s3req *r)
@@ -481,7 +439,6 @@ void s3op_upload_part_copy(struct s3req *r)
 	const char *src_key;
 	if (!s3_copy_source(r, &sb, &o, &src_key))
 		return;
-	int rc;
 	int64_t off, len;
 	if (!copy_range(r, o.size, &off, &len)) {
 		s3meta_obj_destroy(&o);
@@ -495,32 +452,9 @@ void s3op_upload_part_copy(struct s3req *r)
 	}
 	if (strcmp(o.version_id, "null") != 0 && o.version_id[0])
 		op->src_version = http_req_strndup(r->h, o.version_id, strlen(o.version_id));
-	op->size = len;
-	if (len > 0) {
-		rc = s3route_get_open(r->svc->route, o.locator, o.locator_len, (uint64_t)off, (uint64_t)len,
-				      &op->get);
-		if (rc != 0) {
-			op->get = NULL;
-			s3meta_obj_destroy(&o);
-			s3_error_internal(r, "copy source open", rc);
-			return;
-		}
-	}
+	enum s3_cksum_alg alg = op->algo[0] ? s3_cksum_alg_from_name(op->algo, strlen(op->algo)) : S3_CKSUM_NONE;
+	s3copy_start(r, &op->cp, o.locator, o.locator_len, off, len, alg, copy_copied);
 	s3meta_obj_destroy(&o);
-	if ((rc = s3route_put_begin(r->svc->route, (unsigned)r->loop_idx, &op->put)) != 0) {
-		op->put = NULL;
-		s3_error_internal(r, "data put", rc);
-		return;
-	}
-	s3_cksum_init(&op->md5, S3_CKSUM_MD5);
-	op->have_md5 = true;
-	if (op->algo[0]) {
-		enum s3_cksum_alg a = s3_cksum_alg_from_name(op->algo, strlen(op->algo));
-		if (a != S3_CKSUM_NONE && a != S3_CKSUM_MD5 && s3_cksum_init(&op->ck, a) == 0)
-			op->have_ck = true;
-	}
-	r->on_abort = copy_on_abort;
-	copy_step(r);
 }
 
 /* ---- CompleteMultipartUpload ------------------------------------------------ */
@@ -609,19 +543,30 @@ void s3op_complete_multipart_upload(struct s3req *r)
 
 /* ---- AbortMultipartUpload ---------------------------------------------------- */
 
+static void abort_committed(struct s3req *r, struct s3commit_job *j)
+{
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
+		return;
+	}
+	log_debug("s3", "%s: upload %s aborted", r->resource, j->upload_id);
+	s3_respond_empty(r, 204);
+}
+
+/* The upload's end goes through the committer, which also frees the
+ * parts' data once the metadata change committed. */
 void s3op_abort_multipart_upload(struct s3req *r)
 {
 	if (!s3_bucket_check(r))
 		return;
-	struct s3meta_locs freed = { 0 };
-	int rc = s3meta_mpu_abort(r->svc->meta, r->bucket, r->key, upload_id(r), &freed);
-	if (rc != 0) {
-		s3_error_meta(r, rc);
-		return;
-	}
-	s3_locs_release(r->svc, &freed);
-	log_debug("s3", "%s: upload %s aborted", r->resource, upload_id(r));
-	s3_respond_empty(r, 204);
+	struct s3commit_job *j = xcalloc(1, sizeof(*j));
+	r->ops = j;
+	r->op_free = s3_ops_free;
+	j->kind = S3COMMIT_MPU_ABORT;
+	j->bucket = r->bucket;
+	j->key = r->key;
+	j->upload_id = upload_id(r);
+	s3_commit(r, j, abort_committed);
 }
 
 /* ---- ListParts ---------------------------------------------------------------- */

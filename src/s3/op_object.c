@@ -5,12 +5,15 @@
  * the pipeline (digests on the way) into a data-node put; once the body is
  * complete, the group committer (s3/commit.h) records the data and then the
  * version, so a failed or abandoned upload leaves no visible object, only
- * garbage chunks for GC. DeleteObject's metadata change goes through the
- * committer as well. A GET streams verified pieces one at a time, with the HTTP
- * layer's backpressure; a piece that fails its check ends the connection
- * rather than send wrong bytes. CopyObject reads the source and writes the
- * copy synchronously on the loop thread (bounded memory, but a large copy
- * stalls that loop's other connections for its duration).
+ * garbage chunks for GC. DeleteObject's and DeleteObjects' metadata changes
+ * go through the committer as well (a DeleteObjects batch as one job: every
+ * key in the group's transaction, each failing alone). A GET streams
+ * verified pieces one at a time, with the HTTP layer's backpressure; a
+ * piece that fails its check ends the connection rather than send wrong
+ * bytes. CopyObject moves the source's bytes into a new put with the copy
+ * pump (s3/copy.h: a few MiB per loop turn, so a large copy does not stall
+ * the loop's other connections), then records it through the committer as
+ * PutObject does.
  *
  * All functions run on the request's loop thread; the committer runs the
  * metadata calls of the jobs handed to it and answers through *_committed
@@ -18,6 +21,7 @@
 #include "core/platform.h"
 #include "core/log.h"
 #include "s3/commit.h"
+#include "s3/copy.h"
 #include "s3/route.h"
 #include "s3/service.h"
 
@@ -30,13 +34,6 @@
 #define DEFAULT_CONTENT_TYPE "binary/octet-stream"
 
 /* ---- shared helpers ------------------------------------------------------ */
-
-static void free_loc(struct s3req *r, const uint8_t *loc, size_t len)
-{
-	int rc = s3route_free(r->svc->route, loc, len);
-	if (rc != 0 && rc != -SILT_ENOENT)
-		log_warn("s3", "%s %s: cannot free unused data: %s", r->id, r->resource, silt_strerror(rc));
-}
 
 /* versionId from the query: NULL when absent; false (answered) when empty. */
 static bool version_param(struct s3req *r, const char **vid)
@@ -224,29 +221,6 @@ static bool put_conditions_ok(struct s3req *r)
 	}
 	s3meta_obj_destroy(&cur);
 	return ok;
-}
-
-/* Stores a version whose data is committed at loc, frees what it replaced
- * and sets the response's version header. On failure the error is answered
- * and the new data freed. */
-static bool store_version(struct s3req *r, struct s3meta_put *mp, const uint8_t *loc, size_t loclen)
-{
-	char vid[S3META_VID_SIZE] = "";
-	struct s3meta_locs freed = { 0 };
-	mp->owner = r->user;
-	mp->locator = loc;
-	mp->locator_len = loclen;
-	int rc = s3meta_object_put(r->svc->meta, r->bucket, r->key, mp, vid, &freed);
-	if (rc != 0) {
-		free_loc(r, loc, loclen);
-		s3meta_locs_destroy(&freed);
-		s3_error_meta(r, rc);
-		return false;
-	}
-	s3_locs_release(r->svc, &freed);
-	if (vid[0])
-		http_resp_header(r->h, "x-amz-version-id", vid);
-	return true;
 }
 
 /* ---- PutObject ------------------------------------------------------------ */
@@ -749,35 +723,6 @@ void s3op_delete_object(struct s3req *r)
 
 /* ---- CopyObject ----------------------------------------------------------- */
 
-/* Copies the source's bytes into a new committed put, hashing on the way.
- * Synchronous: one piece at a time, on the loop thread. */
-static int copy_data(struct s3req *r, const struct s3meta_obj *src, struct s3_cksum *md5, struct s3_cksum *ck,
-		     uint8_t *loc, size_t *loclen)
-{
-	struct s3route_put *p = NULL;
-	struct s3route_get *g = NULL;
-	int rc = s3route_put_begin(r->svc->route, (unsigned)r->loop_idx, &p);
-	if (rc != 0)
-		return rc;
-	if (src->size > 0) {
-		rc = s3route_get_open(r->svc->route, src->locator, src->locator_len, 0, (uint64_t)src->size, &g);
-		const uint8_t *d;
-		size_t n;
-		while (rc == 0 && (rc = s3route_get_next(g, &d, &n)) == 1) {
-			s3_cksum_update(md5, d, n);
-			if (ck)
-				s3_cksum_update(ck, d, n);
-			rc = s3route_put_write(p, d, n);
-		}
-		s3route_get_close(g);
-	}
-	if (rc != 0) {
-		s3route_put_abort(p);
-		return rc;
-	}
-	return s3route_put_commit(p, loc, loclen);
-}
-
 static void attrs_from_source(const struct s3meta_obj *src, struct obj_attrs *a)
 {
 	memset(a, 0, sizeof(*a));
@@ -790,6 +735,101 @@ static void attrs_from_source(const struct s3meta_obj *src, struct obj_attrs *a)
 	a->expires = src->expires;
 	if (src->user_meta_len)
 		wbuf_put(&a->umeta, src->user_meta, src->user_meta_len);
+}
+
+/* A CopyObject in flight: the source version (the attributes a COPY
+ * directive keeps point into it), the copy pump, and the job. */
+struct copyop {
+	struct s3copy cp;
+	struct s3meta_obj src;
+	bool src_versioned;      /* answer x-amz-copy-source-version-id */
+	struct obj_attrs a;
+	enum s3_cksum_alg alg;
+	struct s3commit_job job;
+	char etag[33];
+	char ckb64[S3_CKSUM_B64_MAX];
+};
+
+static void copy_op_free(struct s3req *r)
+{
+	struct copyop *o = r->ops;
+	if (!o)
+		return;
+	s3copy_destroy(&o->cp);
+	attrs_destroy(&o->a);
+	s3meta_obj_destroy(&o->src);
+	free(o);
+	r->ops = NULL;
+}
+
+/* The group commit's answer (loop thread). */
+static void copy_committed(struct s3req *r, struct s3commit_job *j)
+{
+	struct copyop *o = r->ops;
+	if (j->data_rc != 0) {
+		s3_error_internal(r, "copy", j->data_rc);
+		return;
+	}
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
+		return;
+	}
+	if (j->new_version_id[0])
+		http_resp_header(r->h, "x-amz-version-id", j->new_version_id);
+	if (o->src_versioned)
+		http_resp_header(r->h, "x-amz-copy-source-version-id", o->src.version_id);
+	/* The new version's time: read back, as the metadata service set it. */
+	struct s3meta_obj now;
+	int64_t mtime = 0;
+	if (s3meta_object_get(r->svc->meta, r->bucket, r->key, NULL, &now) == 0 && strcmp(now.etag, o->etag) == 0)
+		mtime = now.mtime_ms;
+	s3meta_obj_destroy(&now);
+	if (!mtime)
+		mtime = (int64_t)time(NULL) * 1000;
+	char date[40];
+	s3_iso_date(mtime, date);
+	struct wbuf b;
+	struct s3_xw w;
+	s3_xml_begin(r, &b, &w, "CopyObjectResult");
+	char qetag[40];
+	snprintf(qetag, sizeof(qetag), "\"%s\"", o->etag);
+	s3_xw_elem(&w, "ETag", qetag);
+	s3_xw_elem(&w, "LastModified", date);
+	if (o->cp.have_ck) {
+		char en[32];
+		snprintf(en, sizeof(en), "Checksum%s", s3_cksum_alg_name(o->alg));
+		s3_xw_elem(&w, en, o->ckb64);
+	}
+	s3_xw_close(&w, "CopyObjectResult");
+	s3_respond_xml(r, 200, &b);
+}
+
+/* Every byte is copied: the put is sealed and handed, with the version, to
+ * the group committer, as PutObject's is. */
+static void copy_copied(struct s3req *r, struct s3copy *cp)
+{
+	struct copyop *o = r->ops;
+	uint8_t dig[S3_CKSUM_MAX_DIGEST];
+	s3copy_digests(cp, dig, o->ckb64);
+	s3_hex_encode(dig, 16, o->etag);
+	int rc = s3route_put_seal(cp->put);
+	if (rc != 0) {
+		s3_error_internal(r, "copy", rc);
+		return;
+	}
+	struct s3commit_job *j = &o->job;
+	j->kind = S3COMMIT_PUT;
+	j->bucket = r->bucket;
+	j->key = r->key;
+	j->data = cp->put;
+	cp->put = NULL;
+	j->put = (struct s3meta_put){ .size = cp->size, .etag = o->etag, .owner = r->user };
+	attrs_to_put(&o->a, &j->put);
+	if (cp->have_ck) {
+		j->put.cksum_algo = s3_cksum_alg_name(o->alg);
+		j->put.cksum_value = o->ckb64;
+	}
+	s3_commit(r, j, copy_committed);
 }
 
 void s3op_copy_object(struct s3req *r)
@@ -813,122 +853,71 @@ void s3op_copy_object(struct s3req *r)
 			return;
 		}
 	}
+	struct copyop *o = xcalloc(1, sizeof(*o));
+	r->ops = o;
+	r->op_free = copy_op_free;
 	struct s3meta_bucket sb;
-	struct s3meta_obj src;
 	const char *src_key;
-	if (!s3_copy_source(r, &sb, &src, &src_key))
+	if (!s3_copy_source(r, &sb, &o->src, &src_key))
 		return;
-	struct obj_attrs a;
-	memset(&a, 0, sizeof(a));
+	const struct s3meta_obj *src = &o->src;
 	bool self = strcmp(sb.name, r->bucket) == 0 && strcmp(src_key, r->key) == 0;
-	if (self && !replace && src.is_latest && alg == S3_CKSUM_NONE) {
+	if (self && !replace && src->is_latest && alg == S3_CKSUM_NONE) {
 		s3_error(r, 400, "InvalidRequest",
 			 "This copy request is illegal because it is trying to copy an object to itself without changing "
 			 "the object's metadata, storage class, website redirect location or encryption attributes.");
-		goto out;
+		return;
 	}
-	if (src.size > PUT_MAX) {
+	if (src->size > PUT_MAX) {
 		s3_error(r, 400, "InvalidRequest",
 			 "The specified copy source is larger than the maximum allowable size for a copy source: 5368709120");
-		goto out;
+		return;
 	}
 	if (!replace)
-		attrs_from_source(&src, &a);
-	else if (!attrs_from_request(r, &a))
-		goto out;
-	if (alg == S3_CKSUM_NONE && src.cksum_algo)
-		alg = s3_cksum_alg_from_name(src.cksum_algo, strlen(src.cksum_algo));
-	struct s3_cksum md5, ck;
-	bool have_ck = alg != S3_CKSUM_NONE && alg != S3_CKSUM_MD5 && s3_cksum_init(&ck, alg) == 0;
-	s3_cksum_init(&md5, S3_CKSUM_MD5);
-	uint8_t loc[S3ROUTE_LOC_MAX];
-	size_t loclen = 0;
-	int rc = copy_data(r, &src, &md5, have_ck ? &ck : NULL, loc, &loclen);
-	uint8_t dig[S3_CKSUM_MAX_DIGEST];
-	s3_cksum_final(&md5, dig);
-	s3_cksum_destroy(&md5);
-	char etag[33];
-	s3_hex_encode(dig, 16, etag);
-	char ckb64[S3_CKSUM_B64_MAX] = "";
-	if (have_ck) {
-		s3_cksum_final_b64(&ck, ckb64);
-		s3_cksum_destroy(&ck);
-	}
-	if (rc != 0) {
-		s3_error_internal(r, "copy", rc);
-		goto out;
-	}
-	struct s3meta_put mp = { .size = src.size, .etag = etag };
-	attrs_to_put(&a, &mp);
-	if (have_ck) {
-		mp.cksum_algo = s3_cksum_alg_name(alg);
-		mp.cksum_value = ckb64;
-	}
-	if (!store_version(r, &mp, loc, loclen))
-		goto out;
-	if (sb.versioning != S3META_UNVERSIONED)
-		http_resp_header(r->h, "x-amz-copy-source-version-id", src.version_id);
-	/* The new version's time: read back, as the metadata service set it. */
-	struct s3meta_obj now;
-	int64_t mtime = 0;
-	if (s3meta_object_get(r->svc->meta, r->bucket, r->key, NULL, &now) == 0 && strcmp(now.etag, etag) == 0)
-		mtime = now.mtime_ms;
-	s3meta_obj_destroy(&now);
-	if (!mtime)
-		mtime = (int64_t)time(NULL) * 1000;
-	char date[40];
-	s3_iso_date(mtime, date);
-	struct wbuf b;
-	struct s3_xw w;
-	s3_xml_begin(r, &b, &w, "CopyObjectResult");
-	char qetag[40];
-	snprintf(qetag, sizeof(qetag), "\"%s\"", etag);
-	s3_xw_elem(&w, "ETag", qetag);
-	s3_xw_elem(&w, "LastModified", date);
-	if (have_ck) {
-		char en[32];
-		snprintf(en, sizeof(en), "Checksum%s", s3_cksum_alg_name(alg));
-		s3_xw_elem(&w, en, ckb64);
-	}
-	s3_xw_close(&w, "CopyObjectResult");
-	s3_respond_xml(r, 200, &b);
-out:
-	attrs_destroy(&a);
-	s3meta_obj_destroy(&src);
+		attrs_from_source(src, &o->a);
+	else if (!attrs_from_request(r, &o->a))
+		return;
+	if (alg == S3_CKSUM_NONE && src->cksum_algo)
+		alg = s3_cksum_alg_from_name(src->cksum_algo, strlen(src->cksum_algo));
+	o->alg = alg;
+	o->src_versioned = sb.versioning != S3META_UNVERSIONED;
+	s3copy_start(r, &o->cp, src->locator, src->locator_len, 0, src->size, alg, copy_copied);
 }
 
 /* ---- DeleteObjects ---------------------------------------------------- */
 
-static void delete_objects_body(struct s3req *r, const struct s3body_digest *d)
-{
-	(void)d;
-	size_t len;
-	const uint8_t *body = s3_body_bytes(r, &len);
+/* The parsed request and its committer job, until the answer. */
+struct delmany_op {
 	struct s3_delete_req dr;
-	memset(&dr, 0, sizeof(dr));
-	const char *why = NULL;
-	if (s3_xml_parse_delete(body, len, NULL, &dr, &why) != 0) {
-		s3_error(r, 400, "MalformedXML", why ? why : "The XML you provided was not well-formed.");
+	struct s3commit_key *keys; /* one per dr.objs[i] */
+	struct s3commit_job job;
+};
+
+static void delmany_free(struct s3req *r)
+{
+	struct delmany_op *o = r->ops;
+	if (!o)
 		return;
-	}
+	s3_delete_req_free(&o->dr);
+	free(o->keys);
+	free(o);
+	r->ops = NULL;
+}
+
+/* The group commit's answer (loop thread): Deleted or Error per key, in
+ * the request's order. */
+static void delete_objects_committed(struct s3req *r, struct s3commit_job *j)
+{
+	struct delmany_op *o = r->ops;
+	const struct s3_delete_req *dr = &o->dr;
 	struct wbuf b;
 	struct s3_xw w;
 	s3_xml_begin(r, &b, &w, "DeleteResult");
-	for (size_t i = 0; i < dr.nobjs; i++) {
-		const struct s3_delete_obj *ob = &dr.objs[i];
-		struct s3meta_del del;
-		struct s3meta_locs freed = { 0 };
-		int rc;
-		if (ob->key_len == 0 || strlen(ob->key) != ob->key_len)
-			rc = -S3META_EINVALIDARGUMENT;
-		else if (ob->version_id && !ob->version_id[0])
-			rc = -S3META_EINVALIDARGUMENT;
-		else
-			rc = s3meta_object_delete(r->svc->meta, r->bucket, ob->key, ob->version_id, r->user, &del,
-						  &freed);
-		if (rc != 0) {
-			s3meta_locs_destroy(&freed);
-			const struct s3meta_errinfo *ei = s3meta_errinfo(rc);
+	for (size_t i = 0; i < dr->nobjs; i++) {
+		const struct s3_delete_obj *ob = &dr->objs[i];
+		const struct s3commit_key *ky = &j->keys[i];
+		if (ky->rc != 0) {
+			const struct s3meta_errinfo *ei = s3meta_errinfo(ky->rc);
 			if (ei->http_status >= 500)
 				log_warn("s3", "%s %s: delete of one key failed: %s", r->id, r->resource, ei->code);
 			s3_xw_open(&w, "Error");
@@ -940,23 +929,59 @@ static void delete_objects_body(struct s3req *r, const struct s3body_digest *d)
 			s3_xw_close(&w, "Error");
 			continue;
 		}
-		s3_locs_release(r->svc, &freed);
-		if (dr.quiet)
+		if (dr->quiet)
 			continue;
 		s3_xw_open(&w, "Deleted");
 		s3_xw_elem_n(&w, "Key", ob->key, ob->key_len);
 		if (ob->version_id)
 			s3_xw_elem(&w, "VersionId", ob->version_id);
-		if (del.delete_marker) {
+		if (ky->del.delete_marker) {
 			s3_xw_elem_bool(&w, "DeleteMarker", true);
-			if (del.version_id[0])
-				s3_xw_elem(&w, "DeleteMarkerVersionId", del.version_id);
+			if (ky->del.version_id[0])
+				s3_xw_elem(&w, "DeleteMarkerVersionId", ky->del.version_id);
 		}
 		s3_xw_close(&w, "Deleted");
 	}
 	s3_xw_close(&w, "DeleteResult");
-	s3_delete_req_free(&dr);
 	s3_respond_xml(r, 200, &b);
+}
+
+/* The whole batch is one committer job: every key's delete in the group's
+ * metadata transaction (each undone alone if it fails), the data they
+ * free released by the committer. */
+static void delete_objects_body(struct s3req *r, const struct s3body_digest *d)
+{
+	(void)d;
+	size_t len;
+	const uint8_t *body = s3_body_bytes(r, &len);
+	struct delmany_op *o = xcalloc(1, sizeof(*o));
+	r->ops = o;
+	r->op_free = delmany_free;
+	const char *why = NULL;
+	if (s3_xml_parse_delete(body, len, NULL, &o->dr, &why) != 0) {
+		s3_error(r, 400, "MalformedXML", why ? why : "The XML you provided was not well-formed.");
+		return;
+	}
+	o->keys = xcalloc(o->dr.nobjs, sizeof(*o->keys));
+	for (size_t i = 0; i < o->dr.nobjs; i++) {
+		const struct s3_delete_obj *ob = &o->dr.objs[i];
+		struct s3commit_key *ky = &o->keys[i];
+		/* An empty key, one with a NUL inside or an empty version id
+		 * is refused here; the committer skips it. */
+		if (ob->key_len == 0 || strlen(ob->key) != ob->key_len || (ob->version_id && !ob->version_id[0])) {
+			ky->rc = -S3META_EINVALIDARGUMENT;
+			continue;
+		}
+		ky->key = ob->key;
+		ky->version_id = ob->version_id;
+	}
+	struct s3commit_job *j = &o->job;
+	j->kind = S3COMMIT_DELETE_MANY;
+	j->bucket = r->bucket;
+	j->owner = r->user;
+	j->keys = o->keys;
+	j->nkeys = o->dr.nobjs;
+	s3_commit(r, j, delete_objects_committed);
 }
 
 void s3op_delete_objects(struct s3req *r)

@@ -31,6 +31,7 @@ TESTS=(
 	s3_jssdk.js
 	s3_auth.py
 	s3_bad_input.py
+	s3_copy_stall.py
 	s3_crash.sh
 )
 limit=${IT_TEST_TIMEOUT:-180}

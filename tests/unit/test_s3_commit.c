@@ -579,6 +579,210 @@ TEST(s3_commit_half_done_write_is_undone)
 	env_close(&e);
 }
 
+/* DeleteObjects as one job: every key a call of the group's transaction.
+ * A key whose delete fails after it changed rows (the poison trigger
+ * refuses the null delete marker after the null version was removed, in a
+ * suspended bucket) spoils the optimistic group; the isolated rerun undoes
+ * that key alone. The other keys, a key refused by the caller and the other
+ * jobs of the group keep their own results, and the data freed by the
+ * successful deletes is released. */
+TEST(s3_commit_delete_many_isolates_a_key)
+{
+	struct env e;
+	REQUIRE(env_open(&e));
+	done_count = 0;
+	REQUIRE(s3meta_bucket_create(e.meta, "sus", OWNER, 0) == 0);
+	REQUIRE(s3meta_bucket_versioning_set(e.meta, "sus", S3META_VERSIONING_SUSPENDED) == 0);
+	struct s3commit_job pre[4];
+	put_job(&e, &pre[0], "sus", "a", "alpha");
+	put_job(&e, &pre[1], "sus", "poison", "poison data");
+	put_job(&e, &pre[2], "sus", "b", "beta");
+	put_job(&e, &pre[3], "bkt", "u1", "unversioned");
+	for (int i = 0; i < 4; i++)
+		REQUIRE(s3commit_submit(e.c, &pre[i]) == 0);
+	REQUIRE(wait_done(4));
+	for (int i = 0; i < 4; i++)
+		REQUIRE(pre[i].rc == 0);
+	char path[PATH_MAX + 16];
+	snprintf(path, sizeof(path), "%s/meta.db", e.dir);
+	REQUIRE(add_poison_trigger(path));
+	struct s3commit_stats st0, st1;
+	s3commit_stats(e.c, &st0);
+
+	struct s3commit_key keys[6] = {
+		{ .key = "a" },
+		{ .key = "poison" },
+		{ .key = NULL, .rc = -S3META_EINVALIDARGUMENT }, /* refused by the caller */
+		{ .key = "b" },
+		{ .key = "missing" },
+		{ .key = "b", .version_id = "not-a-version" },
+	};
+	struct s3commit_key ukeys[1] = { { .key = "u1" } };
+	struct s3commit_job jobs[3];
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct s3commit_job){ .kind = S3COMMIT_DELETE_MANY, .bucket = "sus", .owner = OWNER,
+					 .keys = keys, .nkeys = 6, .done = on_done };
+	jobs[1] = (struct s3commit_job){ .kind = S3COMMIT_DELETE_MANY, .bucket = "bkt", .owner = OWNER,
+					 .keys = ukeys, .nkeys = 1, .done = on_done };
+	put_job(&e, &jobs[2], "bkt", "after", "written in the same group");
+	s3commit_hold(e.c, true);
+	for (int i = 0; i < 3; i++)
+		REQUIRE(s3commit_submit(e.c, &jobs[i]) == 0);
+	s3commit_hold(e.c, false);
+	REQUIRE(wait_done(7));
+	s3commit_stats(e.c, &st1);
+	CHECK_EQ_INT(st1.groups - st0.groups, 1);
+
+	CHECK_EQ_INT(jobs[0].rc, 0);
+	CHECK_EQ_INT(keys[0].rc, 0);
+	CHECK(keys[0].del.delete_marker);
+	CHECK(strcmp(keys[0].del.version_id, "null") == 0);
+	CHECK(keys[1].rc != 0);
+	CHECK(!keys[1].del.delete_marker);
+	CHECK_EQ_INT(keys[2].rc, -S3META_EINVALIDARGUMENT);
+	CHECK_EQ_INT(keys[3].rc, 0);
+	CHECK(keys[3].del.delete_marker);
+	CHECK_EQ_INT(keys[4].rc, 0); /* a missing key gets a marker too */
+	CHECK_EQ_INT(keys[5].rc, -S3META_EINVALIDARGUMENT);
+	CHECK_EQ_INT(jobs[1].rc, 0);
+	CHECK_EQ_INT(ukeys[0].rc, 0);
+	CHECK(ukeys[0].del.found);
+	CHECK_EQ_INT(jobs[2].rc, 0);
+
+	char buf[64];
+	CHECK(!read_obj(&e, "a", buf, sizeof(buf)));
+	CHECK(!read_obj(&e, "b", buf, sizeof(buf)));
+	struct s3meta_obj o;
+	CHECK_EQ_INT(s3meta_object_get(e.meta, "sus", "poison", NULL, &o), 0);
+	s3meta_obj_destroy(&o);
+	CHECK_EQ_INT(s3meta_object_get(e.meta, "bkt", "u1", NULL, &o), -S3META_ENOSUCHKEY);
+	s3meta_obj_destroy(&o);
+	CHECK_EQ_INT(s3meta_object_get(e.meta, "bkt", "after", NULL, &o), 0);
+	s3meta_obj_destroy(&o);
+	/* The null versions the markers replaced, and u1's data, are freed;
+	 * poison's is still referenced. */
+	CHECK(!data_exists(&e, pre[0].loc, pre[0].loclen));
+	CHECK(data_exists(&e, pre[1].loc, pre[1].loclen));
+	CHECK(!data_exists(&e, pre[2].loc, pre[2].loclen));
+	CHECK(!data_exists(&e, pre[3].loc, pre[3].loclen));
+	env_close(&e);
+}
+
+/* A group holds at most S3COMMIT_MAX_CALLS metadata calls past its first
+ * job: two large DeleteObjects jobs are two groups, a small job queued
+ * behind them rides with the second. */
+TEST(s3_commit_group_call_cap)
+{
+	struct env e;
+	REQUIRE(env_open(&e));
+	done_count = 0;
+	enum { K = S3COMMIT_MAX_CALLS - 10 };
+	struct s3commit_key *k1 = xcalloc(K, sizeof(*k1)), *k2 = xcalloc(K, sizeof(*k2));
+	char(*names)[24] = xcalloc(K, sizeof(*names));
+	for (int i = 0; i < K; i++) {
+		snprintf(names[i], sizeof(names[i]), "gone/%d", i);
+		k1[i].key = k2[i].key = names[i];
+	}
+	struct s3commit_job jobs[3];
+	memset(jobs, 0, sizeof(jobs));
+	jobs[0] = (struct s3commit_job){ .kind = S3COMMIT_DELETE_MANY, .bucket = "bkt", .owner = OWNER,
+					 .keys = k1, .nkeys = K, .done = on_done };
+	jobs[1] = jobs[0];
+	jobs[1].keys = k2;
+	put_job(&e, &jobs[2], "bkt", "small", "small");
+	s3commit_hold(e.c, true);
+	for (int i = 0; i < 3; i++)
+		REQUIRE(s3commit_submit(e.c, &jobs[i]) == 0);
+	s3commit_hold(e.c, false);
+	REQUIRE(wait_done(3));
+	struct s3commit_stats st;
+	s3commit_stats(e.c, &st);
+	CHECK_EQ_INT(st.groups, 2);
+	CHECK_EQ_INT(st.max_group, 2);
+	int bad = 0;
+	for (int i = 0; i < K; i++)
+		bad += k1[i].rc != 0 || k2[i].rc != 0 || k1[i].del.found;
+	CHECK_EQ_INT(bad, 0);
+	CHECK_EQ_INT(jobs[2].rc, 0);
+	free(k1);
+	free(k2);
+	free(names);
+	env_close(&e);
+}
+
+/* CreateMultipartUpload and AbortMultipartUpload as jobs: the upload id
+ * comes back in the job, the abort frees the parts' data, and errors are
+ * the job's own. */
+TEST(s3_commit_mpu_create_and_abort)
+{
+	struct env e;
+	REQUIRE(env_open(&e));
+	done_count = 0;
+	struct s3commit_job cr[2];
+	memset(cr, 0, sizeof(cr));
+	cr[0] = (struct s3commit_job){ .kind = S3COMMIT_MPU_CREATE, .bucket = "bkt", .key = "mp", .done = on_done };
+	cr[0].put = (struct s3meta_put){ .owner = OWNER, .content_type = "text/plain", .cksum_algo = "CRC32" };
+	cr[1] = (struct s3commit_job){ .kind = S3COMMIT_MPU_CREATE, .bucket = "nobucket", .key = "mp",
+				       .done = on_done };
+	cr[1].put = (struct s3meta_put){ .owner = OWNER };
+	s3commit_hold(e.c, true);
+	for (int i = 0; i < 2; i++)
+		REQUIRE(s3commit_submit(e.c, &cr[i]) == 0);
+	s3commit_hold(e.c, false);
+	REQUIRE(wait_done(2));
+	CHECK_EQ_INT(cr[0].rc, 0);
+	CHECK_EQ_INT(strlen(cr[0].new_upload_id), 32);
+	CHECK_EQ_INT(cr[1].rc, -S3META_ENOSUCHBUCKET);
+	CHECK_EQ_INT(cr[1].new_upload_id[0], 0);
+	struct s3meta_parts ps;
+	CHECK_EQ_INT(s3meta_mpu_list_parts(e.meta, "bkt", "mp", cr[0].new_upload_id, 0, 0, &ps), 0);
+	CHECK(ps.cksum_algo && strcmp(ps.cksum_algo, "CRC32") == 0);
+	s3meta_parts_destroy(&ps);
+
+	/* Two parts, then the abort (twice: the second finds no upload). */
+	struct s3commit_job parts[2], ab[2];
+	for (int i = 0; i < 2; i++) {
+		struct s3commit_job tmp;
+		put_job(&e, &tmp, "bkt", "x", "part bytes");
+		memset(&parts[i], 0, sizeof(parts[i]));
+		parts[i].kind = S3COMMIT_PART;
+		parts[i].bucket = "bkt";
+		parts[i].key = "mp";
+		parts[i].upload_id = cr[0].new_upload_id;
+		parts[i].data = tmp.data;
+		parts[i].part = (struct s3meta_part_put){ .part_number = i + 1, .size = 10,
+							  .etag = "0123456789abcdef0123456789abcdef" };
+		parts[i].done = on_done;
+		REQUIRE(s3commit_submit(e.c, &parts[i]) == 0);
+	}
+	REQUIRE(wait_done(4));
+	CHECK_EQ_INT(parts[0].rc, 0);
+	CHECK_EQ_INT(parts[1].rc, 0);
+	CHECK(data_exists(&e, parts[0].loc, parts[0].loclen));
+	memset(ab, 0, sizeof(ab));
+	for (int i = 0; i < 2; i++)
+		ab[i] = (struct s3commit_job){ .kind = S3COMMIT_MPU_ABORT, .bucket = "bkt", .key = "mp",
+					       .upload_id = cr[0].new_upload_id, .done = on_done };
+	s3commit_hold(e.c, true);
+	for (int i = 0; i < 2; i++)
+		REQUIRE(s3commit_submit(e.c, &ab[i]) == 0);
+	s3commit_hold(e.c, false);
+	REQUIRE(wait_done(6));
+	CHECK_EQ_INT(ab[0].rc, 0);
+	CHECK_EQ_INT(ab[1].rc, -S3META_ENOSUCHUPLOAD);
+	CHECK(!data_exists(&e, parts[0].loc, parts[0].loclen));
+	CHECK(!data_exists(&e, parts[1].loc, parts[1].loclen));
+	CHECK_EQ_INT(s3meta_mpu_list_parts(e.meta, "bkt", "mp", cr[0].new_upload_id, 0, 0, &ps),
+		     -S3META_ENOSUCHUPLOAD);
+	s3meta_parts_destroy(&ps);
+
+	/* Refused while draining, like every kind. */
+	s3commit_drain(e.c);
+	struct s3commit_job late = { .kind = S3COMMIT_MPU_CREATE, .bucket = "bkt", .key = "late", .done = on_done };
+	CHECK_EQ_INT(s3commit_submit(e.c, &late), -ESHUTDOWN);
+	env_close(&e);
+}
+
 /* How much a write costs the committer in groups of 16 (no network, no
  * loops): build/unit_tests tool_s3_commit_cost. */
 TEST(tool_s3_commit_cost)
