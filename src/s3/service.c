@@ -370,6 +370,11 @@ struct s3body {
 	size_t stage_hashed;         /* of which the MD5 has seen this many */
 	size_t stage_passed;         /* of which on_data got this many (0 or a chunk) */
 	struct s3body *q_next, **q_pprev; /* in q while stage_hashed < stage_fill */
+	/* The body ended and its end (last bytes, digests, on_end) waits for
+	 * the loop's idle hook, to be hashed with the other bodies that ended
+	 * in the same iteration: in q->ready. */
+	struct s3req *r;
+	struct s3body *e_next, **e_pprev;
 };
 
 /* ---- batched MD5 -----------------------------------------------------------
@@ -394,9 +399,13 @@ struct s3body {
  * chunk plus slack for the bytes that arrive before the next flush, which
  * then moves those to the front. Only if the slack runs out (a body read
  * more than the slack in one iteration) is the queue flushed early. At the
- * end of a body the queue is flushed at once, so the digests are final
- * before on_end exactly as before: an object becomes visible only after its
- * MD5 (and Content-MD5) checked out.
+ * end of a body, the rest of its end (the last bytes to on_data, the
+ * digests and their checks, on_end) waits for the idle hook too, so that
+ * small bodies that arrived whole in the same iteration -- a loop's many
+ * small PUTs -- share the lanes instead of each hashing alone; the hook
+ * flushes the queue and then ends them one by one. The digests are still
+ * final before on_end: an object becomes visible only after its MD5 (and
+ * Content-MD5) checked out.
  *
  * The queue is per loop (bodies of one loop only, so no locking) and owned
  * by the service rather than the thread: a request can be freed on the
@@ -405,17 +414,37 @@ struct s3_md5q {
 	struct loop *loop; /* the loop that claimed this queue */
 	struct loop_hook hook;
 	struct s3body *head;
+	struct s3body *ready; /* ended bodies whose end the hook runs */
 };
 
 #define MD5Q_BATCH 64
 
 static void md5q_flush(struct s3_md5q *q);
+static void body_end_run(struct s3req *r, struct s3body *b);
+
+static void ready_unlink(struct s3body *b)
+{
+	if (!b->e_pprev)
+		return;
+	*b->e_pprev = b->e_next;
+	if (b->e_next)
+		b->e_next->e_pprev = b->e_pprev;
+	b->e_next = NULL;
+	b->e_pprev = NULL;
+}
 
 static void md5q_hook(struct loop_hook *h)
 {
 	struct s3_md5q *q = h->data;
 	if (q->head)
 		md5q_flush(q);
+	/* Each end may answer its request, which may free that body (and
+	 * only that body): take it off the list first. */
+	while (q->ready) {
+		struct s3body *b = q->ready;
+		ready_unlink(b);
+		body_end_run(b->r, b);
+	}
 }
 
 /* This loop's queue, claiming a free one on first use (and hooking it into
@@ -519,12 +548,6 @@ static void stage_room(struct s3body *b)
  * stage (read there through body_buf). */
 static int body_stage(struct s3req *r, struct s3body *b, const uint8_t *p, size_t n)
 {
-	/* The rest of the body in one piece with nothing staged (a small
-	 * body, or the tail after a chunk): nothing to batch it with. */
-	if (b->stage_fill == 0 && b->declared >= 0 && b->got == b->declared) {
-		md5mb_update(&b->md5, p, n);
-		return b->on_data(r, p, n);
-	}
 	while (n > 0) {
 		size_t k;
 		if (b->stage && p == b->stage + b->stage_fill && n <= b->stage_cap - b->stage_fill) {
@@ -566,6 +589,7 @@ static void body_free(struct s3body *b)
 	if (b->chunked)
 		s3_chunked_destroy(&b->dec);
 	md5q_unlink(b);
+	ready_unlink(b);
 	free(b->stage);
 	if (b->have_sha256)
 		s3_cksum_destroy(&b->sha256);
@@ -606,6 +630,7 @@ static void body_start(struct s3req *r, int64_t max, bool want_digests, bool col
 {
 	struct s3body *b = xcalloc(1, sizeof(*b));
 	r->body = b;
+	b->r = r;
 	b->max = max;
 	b->want_digests = want_digests;
 	b->collect = collect;
@@ -772,12 +797,30 @@ static void on_body_end(struct http_req *hr)
 	struct s3body *b = r->body;
 	if (!b || b->failed || r->answered)
 		return;
-	struct s3body_digest d;
-	memset(&d, 0, sizeof(d));
 	if (b->chunked && s3_chunked_finish(&b->dec) != 0) {
 		s3_error(r, 400, "IncompleteBody", "The request body terminated unexpectedly.");
 		return;
 	}
+	if (b->q && b->stage_hashed < b->stage_fill) {
+		/* Hashed with the others in the idle hook, then ended there. */
+		b->e_next = b->q->ready;
+		if (b->e_next)
+			b->e_next->e_pprev = &b->e_next;
+		b->q->ready = b;
+		b->e_pprev = &b->q->ready;
+		return;
+	}
+	body_end_run(r, b);
+}
+
+/* The end of a complete body: its last staged bytes, the digests and their
+ * checks, then on_end. */
+static void body_end_run(struct s3req *r, struct s3body *b)
+{
+	if (b->failed || r->answered)
+		return;
+	struct s3body_digest d;
+	memset(&d, 0, sizeof(d));
 	if (b->q && stage_finish(r, b) != 0)
 		return;
 	d.size = b->got;
