@@ -22,7 +22,8 @@
 # Environment: SILT (server binary, default build/silt), SILT_ARGS (extra
 # `silt server` options), BENCH_BIN (binary providing `bench s3`, default
 # $SILT), S3_PORT/KAFKA_PORT/NGINX_PORT (moved to the next free port if
-# busy), BENCH_LOG (raw output, default /tmp/silt-bench-s3-<date>.log).
+# busy), BENCH_LOG (raw output, default /tmp/silt-bench-s3-<date>.log),
+# NGINX_WORKERS (worker_processes, default 2 like silt's two loops).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +35,7 @@ LARGE=1
 ARGS_GIVEN="$*"
 
 usage() {
-	sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
@@ -196,7 +197,7 @@ start_nginx() {
 	[ "$(id -u)" = 0 ] && user="user root;"
 	cat >"$d/nginx.conf" <<EOF
 $user
-worker_processes 2;
+worker_processes ${NGINX_WORKERS:-2};
 daemon off;
 master_process on;
 pid $d/nginx.pid;
