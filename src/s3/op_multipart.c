@@ -288,25 +288,12 @@ static void part_commit(struct s3req *r, struct part_op *op, int64_t size, const
 }
 
 /* The common part of the answer; false if the commit failed (answered). */
-static bool part_committed(struct s3req *r, struct s3commit_job *j)
-{
-	if (j->data_rc != 0) {
-		s3_error_internal(r, "data commit", j->data_rc);
-		return false;
-	}
-	if (j->rc != 0) {
-		/* The upload went away meanwhile (completed, aborted); the new
-		 * part's data was freed by the committer. */
-		s3_error_meta(r, j->rc);
-		return false;
-	}
-	return true;
-}
-
 static void part_end_committed(struct s3req *r, struct s3commit_job *j)
 {
 	struct part_op *op = r->ops;
-	if (!part_committed(r, j))
+	/* A metadata failure: the upload went away meanwhile (completed,
+	 * aborted); the new part's data was freed by the committer. */
+	if (!s3_commit_ok(r, j))
 		return;
 	char etag[40];
 	snprintf(etag, sizeof(etag), "\"%s\"", op->hex);
@@ -391,7 +378,7 @@ static bool copy_range(struct s3req *r, int64_t size, int64_t *off, int64_t *len
 static void copy_committed(struct s3req *r, struct s3commit_job *j)
 {
 	struct part_op *op = r->ops;
-	if (!part_committed(r, j))
+	if (!s3_commit_ok(r, j))
 		return;
 	if (op->src_version)
 		http_resp_header(r->h, "x-amz-copy-source-version-id", op->src_version);

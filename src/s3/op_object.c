@@ -276,14 +276,8 @@ static int put_data(struct s3req *r, const uint8_t *p, size_t n)
 static void put_committed(struct s3req *r, struct s3commit_job *j)
 {
 	struct putop *o = r->ops;
-	if (j->data_rc != 0) {
-		s3_error_internal(r, "data commit", j->data_rc);
+	if (!s3_commit_ok(r, j))
 		return;
-	}
-	if (j->rc != 0) {
-		s3_error_meta(r, j->rc);
-		return;
-	}
 	if (j->new_version_id[0])
 		http_resp_header(r->h, "x-amz-version-id", j->new_version_id);
 	http_resp_header(r->h, "ETag", o->quoted_etag);
@@ -766,14 +760,8 @@ static void copy_op_free(struct s3req *r)
 static void copy_committed(struct s3req *r, struct s3commit_job *j)
 {
 	struct copyop *o = r->ops;
-	if (j->data_rc != 0) {
-		s3_error_internal(r, "copy", j->data_rc);
+	if (!s3_commit_ok(r, j))
 		return;
-	}
-	if (j->rc != 0) {
-		s3_error_meta(r, j->rc);
-		return;
-	}
 	if (j->new_version_id[0])
 		http_resp_header(r->h, "x-amz-version-id", j->new_version_id);
 	if (o->src_versioned)

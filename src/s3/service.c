@@ -1118,6 +1118,19 @@ void s3_commit(struct s3req *r, struct s3commit_job *j, void (*on_commit)(struct
 	s3_error(r, 503, "ServiceUnavailable", "The server is shutting down. Please retry.");
 }
 
+bool s3_commit_ok(struct s3req *r, const struct s3commit_job *j)
+{
+	if (j->data_rc != 0) {
+		s3_error_internal(r, "data commit", j->data_rc);
+		return false;
+	}
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
+		return false;
+	}
+	return true;
+}
+
 static uint64_t g_reqno;
 static int g_nstreams;
 

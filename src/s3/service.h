@@ -203,6 +203,11 @@ void s3_locs_release(struct s3svc *svc, struct s3meta_locs *l);
  * Refused while the service shuts down: answered 503 here (and j's data
  * put aborted). */
 void s3_commit(struct s3req *r, struct s3commit_job *j, void (*on_commit)(struct s3req *r, struct s3commit_job *j));
+/* The start of a data-writing job's answer in on_commit: false, and the
+ * request answered (500 for the data commit, the metadata error
+ * otherwise), if either commit failed; the committer already freed the
+ * new data then. */
+bool s3_commit_ok(struct s3req *r, const struct s3commit_job *j);
 /* HTTP date (IMF-fixdate, RFC 850 or asctime) to ms since the epoch. */
 bool s3_parse_http_date(const char *s, int64_t *ms);
 /* Starts a streamed response of len bytes (common headers added, status
