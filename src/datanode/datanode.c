@@ -40,10 +40,11 @@ void datanode_opts_default(struct datanode_opts *o)
 
 /* ---- the read mappings' resident size -------------------------------------- */
 
-/* Bytes read through mappings between two looks at the resident size. A
- * look reads /proc/self/statm (a few microseconds); between looks the
- * resident size grows by at most this times the kernel's fault-around
- * (16 pages per fault for scattered small reads). */
+/* Bytes a thread reads through mappings between two of its looks at the
+ * resident size. A look reads /proc/self/statm (a few microseconds);
+ * between looks the resident size grows by at most this times the number
+ * of reading threads times the kernel's fault-around (16 pages per fault
+ * for scattered small reads). */
 #define MAP_CHECK_BYTES (4u << 20)
 
 /* File-backed resident bytes of this process (statm's "shared"), or 0. */
@@ -64,10 +65,14 @@ static uint64_t file_resident_bytes(void)
 	return (uint64_t)shared * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* Counted per thread: a shared counter would move its cache line between
+ * the loops on every GET. Each reading thread looks every MAP_CHECK_BYTES. */
 static void map_account(struct datanode *dn, size_t n)
 {
-	uint64_t prev = atomic_fetch_add_explicit(&dn->map_read, n, memory_order_relaxed);
-	if (prev / MAP_CHECK_BYTES == (prev + n) / MAP_CHECK_BYTES)
+	static _Thread_local uint64_t mapped;
+	uint64_t prev = mapped;
+	mapped += n;
+	if (prev / MAP_CHECK_BYTES == mapped / MAP_CHECK_BYTES)
 		return;
 	if (file_resident_bytes() <= dn->opts.map_resident_max)
 		return;

@@ -43,9 +43,8 @@ struct datanode {
 	pthread_mutex_t gc_mu;
 	uint64_t oid_hi;
 	atomic_uint_fast64_t oid_lo;
-	/* Bytes read through segment mappings, and how often they were
-	 * trimmed (map_account in datanode.c). */
-	atomic_uint_fast64_t map_read;
+	/* How often the segment mappings were trimmed (map_account in
+	 * datanode.c). */
 	atomic_uint_fast64_t map_trims;
 };
 
