@@ -36,6 +36,7 @@ void config_defaults(struct silt_conf *sc)
 	c->log_retention_check_interval_ms = 300000;
 	c->fsync_acks = false;
 	c->debug_request_timing = false;
+	c->sched_batch = true;
 	tconf_defaults(&c->topic_defaults);
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	c->nthreads = n > 0 ? (int)SILT_MIN(n, 64) : 1;
@@ -177,6 +178,8 @@ int config_set(struct silt_conf *sc, const char *key, const char *v)
 	} else if (strcmp(key, "num.network.threads") == 0) {
 		if ((rc = parse_i64(v, 1, 64, &x)) == 0)
 			c->nthreads = (int)x;
+	} else if (strcmp(key, "silt.network.sched.batch") == 0) {
+		rc = parse_bool(v, &c->sched_batch);
 	} else if (strcmp(key, "silt.fsync.before.ack") == 0) {
 		rc = parse_bool(v, &c->fsync_acks);
 	} else if (strcmp(key, "silt.debug.request.timing") == 0) {

@@ -42,6 +42,8 @@ static void server_usage(FILE *f)
 		"                        log.flush.interval.messages, log.flush.interval.ms,\n"
 		"                        num.network.threads, group.initial.rebalance.delay.ms,\n"
 		"                        silt.fsync.before.ack (fsync every ack, group commit),\n"
+		"                        silt.network.sched.batch (default true: network\n"
+		"                        threads under SCHED_BATCH, fewer context switches),\n"
 		"                        silt.debug.request.timing (log produce requests'\n"
 		"                        time in the server, receive to response sent),\n"
 		"                        s3.addr, s3.root.user, s3.root.password, s3.domain,\n"
@@ -321,7 +323,7 @@ static int cmd_server(int argc, char **argv)
 	groups_open = true;
 	if (kc->fsync_acks)
 		kbroker_flusher_start();
-	if ((rc = kserver_start(kc->kafka_host, kc->kafka_port, kc->nthreads, &srv)) != 0) {
+	if ((rc = kserver_start(kc->kafka_host, kc->kafka_port, kc->nthreads, kc->sched_batch, &srv)) != 0) {
 		log_error("silt", "cannot listen on %s:%d: %s", kc->kafka_host, kc->kafka_port,
 			  silt_strerror(rc));
 		goto out;
@@ -332,6 +334,7 @@ static int cmd_server(int argc, char **argv)
 			.host = sconf.s3_host,
 			.port = sconf.s3_port,
 			.nthreads = kc->nthreads,
+			.sched_batch = kc->sched_batch,
 			.data_dir = kc->data_dir,
 			.root_user = sconf.root_user,
 			.root_password = sconf.root_password,

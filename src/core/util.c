@@ -2,6 +2,7 @@
 #include "core/util.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -265,4 +266,10 @@ out:
 	free(buf);
 	close(fd);
 	return rc;
+}
+
+int thread_sched_batch(void)
+{
+	struct sched_param sp = { .sched_priority = 0 };
+	return sched_setscheduler(0, SCHED_BATCH, &sp) == 0 ? 0 : -errno;
 }

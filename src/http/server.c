@@ -120,6 +120,7 @@ struct http_conn {
 
 	bool running, rerun, free_posted;
 	size_t run_body_read; /* body bytes read in this conn_run */
+	bool read_short;      /* a read in this conn_run left the socket empty */
 };
 
 static void conn_run(struct http_conn *c);
@@ -738,9 +739,12 @@ static ssize_t conn_read(struct http_conn *c, size_t limit)
 {
 	if (c->eof || !rbuf_room(c, limit))
 		return 0;
-	ssize_t n = conn_recv(c, c->rbuf + c->rlen, c->rcap - c->rlen);
-	if (n > 0)
+	size_t want = c->rcap - c->rlen;
+	ssize_t n = conn_recv(c, c->rbuf + c->rlen, want);
+	if (n > 0) {
 		c->rlen += (size_t)n;
+		c->read_short = (size_t)n < want;
+	}
 	return n;
 }
 
@@ -828,6 +832,12 @@ static bool step_head(struct http_conn *c)
 		return true;
 	}
 	bool had = c->rpos < c->rlen;
+	/* A read in this run that returned less than it asked for emptied the
+	 * socket then; another would most likely be an EAGAIN syscall. The
+	 * epoll registration is level-triggered, so bytes that came since
+	 * wake the loop again. */
+	if (!had && c->read_short)
+		return false;
 	ssize_t n = conn_read(c, RBUF_HEAD_MAX);
 	if (n > 0 && !had)
 		c->head_start_ms = now_of(c);
@@ -1200,6 +1210,7 @@ static void conn_run(struct http_conn *c)
 	}
 	c->running = true;
 	c->run_body_read = 0;
+	c->read_short = false;
 	do {
 		c->rerun = false;
 		for (;;) {
@@ -1368,6 +1379,11 @@ static void *loop_thread(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "silt-http-%d", hl->idx);
 	pthread_setname_np(pthread_self(), name);
+	if (hl->srv->conf.sched_batch) {
+		int rc = thread_sched_batch();
+		if (rc < 0)
+			log_warn("http", "%s: SCHED_BATCH refused: %s", name, strerror(-rc));
+	}
 	loop_run(hl->loop);
 	return NULL;
 }

@@ -163,6 +163,7 @@ struct http_server_conf {
 	const char *host;        /* IPv4 literal; default "0.0.0.0" */
 	int port;                /* 0 = ephemeral (see http_server_port) */
 	int nthreads;            /* loop threads; default 1 */
+	bool sched_batch;        /* loop threads run SCHED_BATCH (thread_sched_batch) */
 	int max_conns;           /* default 10000; excess accepts are closed */
 	int header_timeout_ms;   /* default 30000 */
 	int idle_timeout_ms;     /* default 60000 */

@@ -60,6 +60,7 @@ struct kbroker_conf {
 	bool debug_request_timing;           /* silt.debug.request.timing: log produce time in server */
 	struct tconf topic_defaults;         /* log.retention.ms etc. as topic defaults */
 	int nthreads;
+	bool sched_batch; /* silt.network.sched.batch: network loops under SCHED_BATCH */
 };
 
 /* Partition `id` of t, or NULL if out of range. Valid while the caller holds

@@ -92,6 +92,7 @@ struct kserver {
 	int next_loop;
 	int nconns;                    /* atomic */
 	int64_t inflight;              /* atomic: request bytes held */
+	bool sched_batch;              /* loops run under SCHED_BATCH */
 };
 
 static struct kserver *g_srv;
@@ -763,11 +764,16 @@ static void *loop_thread(void *arg)
 	char name[16];
 	snprintf(name, sizeof(name), "silt-loop-%d", kl->idx);
 	pthread_setname_np(pthread_self(), name);
+	if (kl->srv->sched_batch) {
+		int rc = thread_sched_batch();
+		if (rc < 0)
+			log_warn("kafka", "%s: SCHED_BATCH refused: %s", name, strerror(-rc));
+	}
 	loop_run(kl->loop);
 	return NULL;
 }
 
-int kserver_start(const char *host, int port, int nthreads, struct kserver **out)
+int kserver_start(const char *host, int port, int nthreads, bool sched_batch, struct kserver **out)
 {
 	int bound = 0;
 	int fd = listener_open(host, port, &bound);
@@ -777,6 +783,7 @@ int kserver_start(const char *host, int port, int nthreads, struct kserver **out
 	s->lfd = fd;
 	s->port = bound;
 	s->nloops = nthreads < 1 ? 1 : nthreads;
+	s->sched_batch = sched_batch;
 	s->loops = xcalloc((size_t)s->nloops, sizeof(*s->loops));
 	g_srv = s;
 	for (int i = 0; i < s->nloops; i++) {

@@ -14,8 +14,9 @@
 
 struct kserver;
 
-/* Binds host:port and starts conf->nthreads loop threads. 0 or -errno. */
-int kserver_start(const char *host, int port, int nthreads, struct kserver **out);
+/* Binds host:port and starts nthreads loop threads, under SCHED_BATCH when
+ * sched_batch (thread_sched_batch). 0 or -errno. */
+int kserver_start(const char *host, int port, int nthreads, bool sched_batch, struct kserver **out);
 /* The bound port (useful with port 0). */
 int kserver_port(const struct kserver *s);
 /* Loop i (0 <= i < nthreads), or NULL: for tests that post work to it. */

@@ -1310,6 +1310,7 @@ int s3svc_start(const struct s3svc_conf *conf, struct s3svc **out)
 	hc.host = conf->host;
 	hc.port = conf->port;
 	hc.nthreads = conf->nthreads;
+	hc.sched_batch = conf->sched_batch;
 	hc.handler = &s3_handler;
 	hc.udata = s;
 	if ((rc = http_server_start(&hc, &s->http)) != 0) {

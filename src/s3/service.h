@@ -45,6 +45,7 @@ struct s3svc_conf {
 	const char *host;
 	int port;
 	int nthreads;
+	bool sched_batch; /* HTTP loop threads under SCHED_BATCH */
 	const char *data_dir;
 	const char *root_user;
 	const char *root_password;

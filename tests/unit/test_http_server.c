@@ -10,6 +10,8 @@
 #include "test.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -498,6 +500,67 @@ static bool body_is(const struct resp *r, const char *s)
 }
 
 /* ---- tests ------------------------------------------------------------- */
+
+/* Policies of this process's threads named silt-http-*: counts of those
+ * under SCHED_BATCH and of the others. */
+static void http_thread_policies(int *batch, int *other)
+{
+	*batch = *other = 0;
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		bool http = fgets(comm, sizeof(comm), f) && strncmp(comm, "silt-http-", 10) == 0;
+		fclose(f);
+		if (!http)
+			continue;
+		if (sched_getscheduler((pid_t)atoi(e->d_name)) == SCHED_BATCH)
+			(*batch)++;
+		else
+			(*other)++;
+	}
+	closedir(d);
+}
+
+static void tweak_batch(struct http_server_conf *c)
+{
+	c->sched_batch = true;
+}
+
+/* sched_batch puts every loop thread under SCHED_BATCH; without it they
+ * keep the default policy. */
+TEST(http_server_sched_batch)
+{
+	for (int on = 0; on < 2; on++) {
+		struct http_server *s = start_server(on ? tweak_batch : NULL);
+		REQUIRE(s);
+		/* One answered request: the loop threads are up and named. */
+		struct cli *c = cli_open(http_server_port(s));
+		REQUIRE(c);
+		struct resp r;
+		CHECK(cli_sends(c, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n"));
+		REQUIRE(cli_response(c, &r, false) == 0);
+		resp_free(&r);
+		cli_close(c);
+		/* A thread names itself just before it sets its policy: wait (1 s
+		 * at most) for both threads to be past that. */
+		int batch, other, tries = 0;
+		do {
+			http_thread_policies(&batch, &other);
+		} while ((on ? batch : other) < 2 && ++tries < 200 && usleep(5000) == 0);
+		CHECK_EQ_INT(batch, on ? 2 : 0);
+		CHECK_EQ_INT(other, on ? 0 : 2);
+		http_server_stop(s);
+	}
+}
 
 TEST(http_server_keepalive_and_pipelining)
 {

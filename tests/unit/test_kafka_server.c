@@ -91,7 +91,7 @@ TEST(kafka_server_handoff_after_loop_closed_is_refused)
 	snprintf(c.data_dir, sizeof(c.data_dir), "%s", test_tmpdir());
 	REQUIRE(kbroker_open(&c) == 0);
 	struct kserver *s = NULL;
-	REQUIRE(kserver_start("127.0.0.1", 0, 2, &s) == 0);
+	REQUIRE(kserver_start("127.0.0.1", 0, 2, false, &s) == 0);
 	int port = kserver_port(s);
 	sem_init(&g_held, 0, 0);
 	sem_init(&g_release, 0, 0);

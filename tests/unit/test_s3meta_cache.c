@@ -111,6 +111,36 @@ TEST(s3meta_cache_bounded)
 	rc_free(c);
 }
 
+/* Second chance: a key read between the inserts of a stream of cold keys
+ * stays cached while they pass through (first-in-first-out would have
+ * evicted it long ago), and a key no longer read leaves. */
+TEST(s3meta_cache_keeps_hot_keys)
+{
+	struct rcache *c = rc_new(64 * 1024);
+	uint64_t one = 1, got = 0, gen;
+	CHECK(!rc_get(c, "hot", 3, copy_u64, &got, &gen));
+	CHECK(rc_put(c, "hot", 3, &one, sizeof(one), gen));
+	CHECK(!rc_get(c, "was-hot", 7, copy_u64, &got, &gen));
+	CHECK(rc_put(c, "was-hot", 7, &one, sizeof(one), gen));
+	uint8_t val[100] = { 0 };
+	int hot_misses = 0;
+	for (int i = 0; i < 20000; i++) {
+		char k[32];
+		int n = snprintf(k, sizeof(k), "cold-%d", i);
+		CHECK(!rc_get(c, k, (size_t)n, copy_u64, NULL, &gen));
+		rc_put(c, k, (size_t)n, val, sizeof(val), gen);
+		got = 0;
+		if (!rc_get(c, "hot", 3, copy_u64, &got, &gen) || got != 1)
+			hot_misses++;
+		if (i < 10)
+			rc_get(c, "was-hot", 7, copy_u64, &got, &gen);
+	}
+	CHECK_EQ_INT(hot_misses, 0);
+	CHECK(!rc_get(c, "was-hot", 7, copy_u64, &got, &gen));
+	CHECK(rc_count(c) < 64 * 1024 / 100);
+	rc_free(c);
+}
+
 /* Every write path invalidates what a GET/HEAD reads. */
 TEST(s3meta_cache_invalidated_by_writes)
 {
