@@ -23,7 +23,9 @@
 # `silt server` options), BENCH_BIN (binary providing `bench s3`, default
 # $SILT), S3_PORT/KAFKA_PORT/NGINX_PORT (moved to the next free port if
 # busy), BENCH_LOG (raw output, default /tmp/silt-bench-s3-<date>.log),
-# NGINX_WORKERS (worker_processes, default 2 like silt's two loops).
+# NGINX_WORKERS (worker_processes, default 2 like silt's two loops),
+# NGINX_WRAP (a command prefix for nginx, e.g. "chrt -b 0" to run it under
+# the SCHED_BATCH policy silt's network threads use by default).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,7 +37,7 @@ LARGE=1
 ARGS_GIVEN="$*"
 
 usage() {
-	sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
@@ -224,7 +226,8 @@ http {
 	}
 }
 EOF
-	start nginx "$NGINX_PORT" "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
+	# shellcheck disable=SC2086 # NGINX_WRAP is a command prefix, split on purpose
+	start nginx "$NGINX_PORT" ${NGINX_WRAP:-} "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log"
 }
 
 # --- workloads ---------------------------------------------------------------

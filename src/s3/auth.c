@@ -79,10 +79,12 @@ int s3_auth_err_status(enum s3_auth_err e)
 /* ------------------------------------------------------------------ */
 /* URI encoding                                                       */
 
+/* Bitwise ORs, not ||: a path's letters and digits alternate at random,
+ * and a branch per class mispredicts on them. */
 static bool unreserved(uint8_t c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '-' || c == '_' || c == '.' || c == '~';
+	return ((unsigned)(c - 'A') < 26) | ((unsigned)(c - 'a') < 26) | ((unsigned)(c - '0') < 10) |
+	       (c == '-') | (c == '_') | (c == '.') | (c == '~');
 }
 
 static void enc_byte(struct wbuf *out, uint8_t c, bool encode_slash)
@@ -341,15 +343,6 @@ static bool name_eq(const char *a, size_t an, const char *b, size_t bn)
 		if (a[i] != b[i] && ascii_lower((uint8_t)a[i]) != ascii_lower((uint8_t)b[i]))
 			return false;
 	return true;
-}
-
-static const struct s3_hdr *find_hdr(const struct s3_hdr *h, size_t n, const char *name)
-{
-	size_t len = strlen(name);
-	for (size_t i = 0; i < n; i++)
-		if (name_eq(h[i].name, h[i].name_len, name, len))
-			return &h[i];
-	return NULL;
 }
 
 /* Header value with surrounding whitespace trimmed and inner runs of
@@ -614,8 +607,9 @@ static void sign_sts(const uint8_t key[32], const char *sts, size_t n, char sig[
 	s3_hex_encode(mac, 32, sig);
 }
 
-void s3_auth_sign_canonical_with(const struct s3_hmac_key *hk, const char *amz_date, const char *scope,
-				 const void *canonical, size_t canonical_len, char sig[65])
+/* The signature as the 32-byte MAC; s3_auth_sign_canonical_with hex-encodes it. */
+static void sign_canonical_mac(const struct s3_hmac_key *hk, const char *amz_date, const char *scope,
+			       const void *canonical, size_t canonical_len, uint8_t mac[32])
 {
 	uint8_t h[32];
 	char hex[65], sts[256 + S3_AUTH_SCOPE_MAX];
@@ -636,8 +630,14 @@ void s3_auth_sign_canonical_with(const struct s3_hmac_key *hk, const char *amz_d
 	sts[n++] = '\n';
 	memcpy(sts + n, hex, 64);
 	n += 64;
-	uint8_t mac[32];
 	hmac_with(hk, sts, n, mac);
+}
+
+void s3_auth_sign_canonical_with(const struct s3_hmac_key *hk, const char *amz_date, const char *scope,
+				 const void *canonical, size_t canonical_len, char sig[65])
+{
+	uint8_t mac[32];
+	sign_canonical_mac(hk, amz_date, scope, canonical, canonical_len, mac);
 	s3_hex_encode(mac, 32, sig);
 }
 
@@ -919,14 +919,17 @@ static enum s3_auth_err fail(struct s3_auth_result *res, enum s3_auth_err e, con
 	return e;
 }
 
+/* Without a branch per character (see unreserved). */
 static bool is_lower_hex(const char *s, size_t n, size_t want)
 {
 	if (n != want)
 		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
+	bool ok = true;
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = (uint8_t)s[i];
+		ok &= ((unsigned)(c - '0') < 10) | ((unsigned)(c - 'a') < 6);
+	}
+	return ok;
 }
 
 /* Maps x-amz-content-sha256 to a payload mode. */
@@ -954,9 +957,46 @@ static int parse_payload(const char *v, size_t n, struct s3_auth_result *res)
 	return -SILT_EINVAL;
 }
 
-static int parse_decoded_length(const struct s3_auth_req *req, struct s3_auth_result *res)
+/* The headers verification reads: the first of each name, as a lookup by
+ * name would find it, all found in one pass over the request's headers. */
+struct auth_hdrs {
+	const struct s3_hdr *authorization, *amz_date, *date, *content_sha256, *decoded_length;
+};
+
+static void auth_hdrs_find(const struct s3_auth_req *req, struct auth_hdrs *out)
 {
-	const struct s3_hdr *h = find_hdr(req->hdrs, req->nhdrs, "x-amz-decoded-content-length");
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < req->nhdrs; i++) {
+		const struct s3_hdr *h = &req->hdrs[i];
+		const struct s3_hdr **slot = NULL;
+		const char *want = NULL;
+		switch (h->name_len) {
+		case 4:
+			slot = &out->date, want = "date";
+			break;
+		case 10:
+			slot = &out->amz_date, want = "x-amz-date";
+			break;
+		case 13:
+			slot = &out->authorization, want = "authorization";
+			break;
+		case 20:
+			slot = &out->content_sha256, want = "x-amz-content-sha256";
+			break;
+		case 28:
+			slot = &out->decoded_length, want = "x-amz-decoded-content-length";
+			break;
+		default:
+			continue;
+		}
+		if (!*slot && name_eq(h->name, h->name_len, want, h->name_len))
+			*slot = h;
+	}
+}
+
+static int parse_decoded_length(const struct auth_hdrs *hs, struct s3_auth_result *res)
+{
+	const struct s3_hdr *h = hs->decoded_length;
 	res->decoded_length = -1;
 	if (!h)
 		return 0;
@@ -1024,11 +1064,18 @@ static enum s3_auth_err check_signature(struct s3_auth_ctx *ctx, const struct s3
 	cached_key(ctx, secret, (size_t)sl, h->date, res->region, res->signing_key, &hk);
 	OPENSSL_cleanse(secret, sizeof(secret));
 
+	/* The MACs are compared, not their hex: both callers checked that the
+	 * client's signature is 64 lower-case hex digits, so on a match it is
+	 * also the hex of ours (the seed of chunk signatures). */
+	uint8_t want[32], mac[32];
+	if (h->signature_len != 64 || s3_hex_decode(h->signature, 64, want, sizeof(want)) != 0)
+		return fail(res, S3_AUTH_SIGNATURE_MISMATCH,
+			    "The request signature we calculated does not match the signature you provided.");
+
 	/* S3 clients sign the path the way they sent it, and nearly all of
 	 * them send it canonically encoded, so the canonical form is tried
 	 * first; a client that signed another spelling (lower-case escapes,
 	 * raw UTF-8 or '+') gets a second try with the path verbatim. */
-	char sig[65];
 	bool match = false;
 	int rc = 0;
 	for (int verbatim = 0; verbatim < 2 && !match; verbatim++) {
@@ -1038,11 +1085,11 @@ static enum s3_auth_err check_signature(struct s3_auth_ctx *ctx, const struct s3
 		rc = canonical_request(req, h->signed_headers, h->signed_headers_len, skip, payload,
 				       payload_len, verbatim, canon);
 		if (rc == 0)
-			s3_auth_sign_canonical_with(&hk, res->amz_date, res->scope, canon->p, canon->len, sig);
+			sign_canonical_mac(&hk, res->amz_date, res->scope, canon->p, canon->len, mac);
 		canon_put(canon);
 		if (rc < 0)
 			break;
-		match = h->signature_len == 64 && CRYPTO_memcmp(sig, h->signature, 64) == 0;
+		match = CRYPTO_memcmp(mac, want, sizeof(mac)) == 0;
 	}
 	if (rc == -SILT_ETOOBIG)
 		return fail(res, S3_AUTH_INVALID_REQUEST, "request too large to canonicalise");
@@ -1051,7 +1098,8 @@ static enum s3_auth_err check_signature(struct s3_auth_ctx *ctx, const struct s3
 	if (!match)
 		return fail(res, S3_AUTH_SIGNATURE_MISMATCH,
 			    "The request signature we calculated does not match the signature you provided.");
-	memcpy(res->seed_sig, sig, 65);
+	memcpy(res->seed_sig, h->signature, 64);
+	res->seed_sig[64] = '\0';
 	res->err = S3_AUTH_OK;
 	res->detail = "";
 	return S3_AUTH_OK;
@@ -1070,9 +1118,10 @@ static bool signs_host(const char *sh, size_t n)
 }
 
 static enum s3_auth_err verify_header(struct s3_auth_ctx *ctx, const struct s3_auth_req *req,
-				      const struct s3_hdr *auth, struct s3_auth_result *res)
+				      const struct auth_hdrs *hs, struct s3_auth_result *res)
 {
 	struct s3_auth_hdr h;
+	const struct s3_hdr *auth = hs->authorization;
 	int rc = s3_auth_parse_header(auth->value, auth->value_len, &h);
 	if (rc == -SILT_ENOENT)
 		return fail(res, S3_AUTH_INVALID_REQUEST,
@@ -1087,14 +1136,14 @@ static enum s3_auth_err verify_header(struct s3_auth_ctx *ctx, const struct s3_a
 		return fail(res, S3_AUTH_HEADER_MALFORMED, "signature is not 64 hex digits");
 
 	int64_t t;
-	const struct s3_hdr *d = find_hdr(req->hdrs, req->nhdrs, "x-amz-date");
+	const struct s3_hdr *d = hs->amz_date;
 	const char *dv;
 	size_t dn;
 	if (d) {
 		dv = d->value, dn = d->value_len;
 		trim_view(&dv, &dn);
 		rc = s3_auth_parse_time(dv, dn, true, &t);
-	} else if ((d = find_hdr(req->hdrs, req->nhdrs, "date")) != NULL) {
+	} else if ((d = hs->date) != NULL) {
 		dv = d->value, dn = d->value_len;
 		trim_view(&dv, &dn);
 		rc = s3_auth_parse_time(dv, dn, false, &t);
@@ -1110,7 +1159,7 @@ static enum s3_auth_err verify_header(struct s3_auth_ctx *ctx, const struct s3_a
 		return fail(res, S3_AUTH_HEADER_MALFORMED,
 			    "Invalid credential date. Date is not the same as X-Amz-Date.");
 
-	const struct s3_hdr *ph = find_hdr(req->hdrs, req->nhdrs, "x-amz-content-sha256");
+	const struct s3_hdr *ph = hs->content_sha256;
 	if (!ph)
 		return fail(res, S3_AUTH_INVALID_REQUEST,
 			    "Missing required header for this request: x-amz-content-sha256");
@@ -1120,7 +1169,7 @@ static enum s3_auth_err verify_header(struct s3_auth_ctx *ctx, const struct s3_a
 	if (parse_payload(pv, pn, res) < 0)
 		return fail(res, S3_AUTH_INVALID_ARGUMENT,
 			    "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, a STREAMING- mode or a valid sha256 value.");
-	if (parse_decoded_length(req, res) < 0)
+	if (parse_decoded_length(hs, res) < 0)
 		return fail(res, S3_AUTH_INVALID_ARGUMENT, "invalid x-amz-decoded-content-length");
 
 	if (t > req->now + ctx->max_skew || t < req->now - ctx->max_skew)
@@ -1130,7 +1179,7 @@ static enum s3_auth_err verify_header(struct s3_auth_ctx *ctx, const struct s3_a
 }
 
 static enum s3_auth_err verify_presigned(struct s3_auth_ctx *ctx, const struct s3_auth_req *req,
-					 struct s3_auth_result *res)
+					 const struct auth_hdrs *hs, struct s3_auth_result *res)
 {
 	/* Decoded query values live here for the duration of the check; the
 	 * credential view points into cred[]. */
@@ -1189,7 +1238,7 @@ static enum s3_auth_err verify_presigned(struct s3_auth_ctx *ctx, const struct s
 		if (parse_payload(pv, pn, res) < 0 || s3_payload_is_chunked(res->payload))
 			return fail(res, S3_AUTH_INVALID_ARGUMENT, "invalid X-Amz-Content-Sha256");
 	}
-	if (parse_decoded_length(req, res) < 0)
+	if (parse_decoded_length(hs, res) < 0)
 		return fail(res, S3_AUTH_INVALID_ARGUMENT, "invalid x-amz-decoded-content-length");
 
 	if (req->now < t - ctx->max_skew)
@@ -1211,16 +1260,18 @@ enum s3_auth_err s3_auth_verify(struct s3_auth_ctx *ctx, const struct s3_auth_re
 	memset(res, 0, sizeof(*res));
 	res->decoded_length = -1;
 	res->payload = S3_PAYLOAD_UNSIGNED;
-	const struct s3_hdr *auth = find_hdr(req->hdrs, req->nhdrs, "authorization");
+	struct auth_hdrs hs;
+	auth_hdrs_find(req, &hs);
+	const struct s3_hdr *auth = hs.authorization;
 	bool pre = query_has(req, "X-Amz-Algorithm") || query_has(req, "X-Amz-Credential") ||
 		   query_has(req, "X-Amz-Signature");
 	if (auth && pre)
 		return fail(res, S3_AUTH_INVALID_ARGUMENT,
 			    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified");
 	if (auth)
-		return verify_header(ctx, req, auth, res);
+		return verify_header(ctx, req, &hs, res);
 	if (pre)
-		return verify_presigned(ctx, req, res);
+		return verify_presigned(ctx, req, &hs, res);
 	if (query_has(req, "AWSAccessKeyId") || query_has(req, "Signature"))
 		return fail(res, S3_AUTH_INVALID_REQUEST,
 			    "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.");

@@ -112,6 +112,24 @@ TEST(s3_checksum_b64_hex_codec)
 	CHECK(s3_hex_decode("0D4a1185", 8, out, 4) == 0 && out[1] == 0x4a);
 	CHECK(s3_hex_decode("0D4a118", 7, out, 4) == -SILT_EINVAL);
 	CHECK(s3_hex_decode("0D4a11g5", 8, out, 4) == -SILT_EINVAL);
+	/* Every byte in either digit's place: accepted exactly when it is a
+	 * hex digit of either case, with its value. */
+	for (int c = 0; c < 256; c++) {
+		int want = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
+				: c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		for (int k = 0; k < 2; k++) {
+			char s[2] = { '7', '7' };
+			s[k] = (char)c;
+			uint8_t b = 0;
+			int rc = s3_hex_decode(s, 2, &b, 1);
+			if (want < 0) {
+				CHECK(rc == -SILT_EINVAL);
+			} else {
+				CHECK(rc == 0);
+				CHECK_EQ_INT(b, k == 0 ? (want << 4 | 7) : (0x70 | want));
+			}
+		}
+	}
 }
 
 TEST(s3_checksum_names)
