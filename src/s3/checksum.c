@@ -294,9 +294,10 @@ int s3_hex_decode(const char *s, size_t slen, uint8_t *out, size_t n)
 	const uint8_t *u = (const uint8_t *)s;
 	bool bad = false;
 	for (size_t i = 0; i < n; i++) {
-		uint8_t hi = hex_plus1[u[2 * i]], lo = hex_plus1[u[2 * i + 1]];
+		unsigned hi = hex_plus1[u[2 * i]], lo = hex_plus1[u[2 * i + 1]];
 		bad |= (hi == 0) | (lo == 0);
-		out[i] = (uint8_t)((hi - 1) << 4 | (uint8_t)(lo - 1));
+		/* Unsigned: a bad digit wraps here (defined) and is refused below. */
+		out[i] = (uint8_t)(((hi - 1u) << 4 | ((lo - 1u) & 15u)) & 0xffu);
 	}
 	return bad ? -SILT_EINVAL : 0;
 }
