@@ -64,6 +64,12 @@ static int meta_call(struct s3commit *c, struct s3commit_job *j)
 		return s3meta_mpu_create(c->meta, j->bucket, j->key, &j->put, j->new_upload_id);
 	case S3COMMIT_MPU_ABORT:
 		return s3meta_mpu_abort(c->meta, j->bucket, j->key, j->upload_id, &j->freed);
+	case S3COMMIT_BUCKET_CREATE:
+		return s3meta_bucket_create(c->meta, j->bucket, j->owner, 0);
+	case S3COMMIT_BUCKET_DELETE:
+		return s3meta_bucket_delete(c->meta, j->bucket);
+	case S3COMMIT_BUCKET_VERSIONING:
+		return s3meta_bucket_versioning_set(c->meta, j->bucket, j->versioning);
 	}
 	return -S3META_EINTERNAL;
 }

@@ -77,6 +77,9 @@ enum s3commit_kind {
 	S3COMMIT_DELETE_MANY,
 	S3COMMIT_MPU_CREATE,
 	S3COMMIT_MPU_ABORT,
+	S3COMMIT_BUCKET_CREATE,
+	S3COMMIT_BUCKET_DELETE,
+	S3COMMIT_BUCKET_VERSIONING,
 };
 
 /* DELETE_MANY: one key. A key the caller refused itself has key NULL and
@@ -99,7 +102,9 @@ struct s3commit_job {
 	const char *upload_id;        /* PART, COMPLETE, MPU_ABORT */
 	struct s3meta_part_put part;  /* PART */
 	const char *version_id;       /* DELETE: NULL for the latest */
-	const char *owner;            /* DELETE, DELETE_MANY: owner of a new delete marker */
+	const char *owner;            /* DELETE, DELETE_MANY: owner of a new delete marker;
+				       * BUCKET_CREATE: the bucket's owner */
+	enum s3meta_versioning versioning; /* BUCKET_VERSIONING: the new state */
 	const struct s3meta_part_ref *parts; /* COMPLETE */
 	size_t nparts;
 	struct s3commit_key *keys;    /* DELETE_MANY: inputs and per-key results */

@@ -1,7 +1,10 @@
 /* op_bucket.c - bucket operations: ListBuckets, CreateBucket, HeadBucket,
- * DeleteBucket, GetBucketLocation, Get/PutBucketVersioning. */
+ * DeleteBucket, GetBucketLocation, Get/PutBucketVersioning. The three that
+ * write (create, delete, versioning) go through the group committer like
+ * every other metadata write: no SQLite write transaction on a loop. */
 #include "core/platform.h"
 #include "core/log.h"
+#include "s3/commit.h"
 #include "s3/service.h"
 
 #define XML_BODY_MAX (64 * 1024)
@@ -39,6 +42,33 @@ void s3op_list_buckets(struct s3req *r)
 	s3_respond_xml(r, 200, &b);
 }
 
+/* A bucket write as a committer job; done answers on the loop. */
+static void bucket_commit(struct s3req *r, enum s3commit_kind kind, enum s3meta_versioning v,
+			  void (*done)(struct s3req *r, struct s3commit_job *j))
+{
+	struct s3commit_job *j = xcalloc(1, sizeof(*j));
+	r->ops = j;
+	r->op_free = s3_ops_free;
+	j->kind = kind;
+	j->bucket = r->bucket;
+	j->owner = r->user;
+	j->versioning = v;
+	s3_commit(r, j, done);
+}
+
+static void create_committed(struct s3req *r, struct s3commit_job *j)
+{
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
+		return;
+	}
+	log_info("s3", "bucket %s created by %s", r->bucket, r->user);
+	char loc[80];
+	snprintf(loc, sizeof(loc), "/%s", r->bucket);
+	http_resp_header(r->h, "Location", loc);
+	s3_respond_empty(r, 200);
+}
+
 static void create_bucket_body(struct s3req *r, const struct s3body_digest *d)
 {
 	(void)d;
@@ -54,16 +84,7 @@ static void create_bucket_body(struct s3req *r, const struct s3body_digest *d)
 		/* Any region is accepted: a single-node store has one place. */
 		s3_create_bucket_cfg_free(&cfg);
 	}
-	int rc = s3meta_bucket_create(r->svc->meta, r->bucket, r->user, 0);
-	if (rc != 0) {
-		s3_error_meta(r, rc);
-		return;
-	}
-	log_info("s3", "bucket %s created by %s", r->bucket, r->user);
-	char loc[80];
-	snprintf(loc, sizeof(loc), "/%s", r->bucket);
-	http_resp_header(r->h, "Location", loc);
-	s3_respond_empty(r, 200);
+	bucket_commit(r, S3COMMIT_BUCKET_CREATE, S3META_UNVERSIONED, create_committed);
 }
 
 void s3op_create_bucket(struct s3req *r)
@@ -84,17 +105,21 @@ void s3op_head_bucket(struct s3req *r)
 	s3_respond_empty(r, 200);
 }
 
-void s3op_delete_bucket(struct s3req *r)
+static void delete_committed(struct s3req *r, struct s3commit_job *j)
 {
-	if (!s3_bucket_check(r))
-		return;
-	int rc = s3meta_bucket_delete(r->svc->meta, r->bucket);
-	if (rc != 0) {
-		s3_error_meta(r, rc);
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
 		return;
 	}
 	log_info("s3", "bucket %s deleted by %s", r->bucket, r->user);
 	s3_respond_empty(r, 204);
+}
+
+void s3op_delete_bucket(struct s3req *r)
+{
+	if (!s3_bucket_check(r))
+		return;
+	bucket_commit(r, S3COMMIT_BUCKET_DELETE, S3META_UNVERSIONED, delete_committed);
 }
 
 void s3op_get_bucket_location(struct s3req *r)
@@ -126,6 +151,17 @@ void s3op_get_bucket_versioning(struct s3req *r)
 	s3_respond_xml(r, 200, &b);
 }
 
+static void versioning_committed(struct s3req *r, struct s3commit_job *j)
+{
+	if (j->rc != 0) {
+		s3_error_meta(r, j->rc);
+		return;
+	}
+	log_info("s3", "bucket %s versioning %s", r->bucket,
+		 j->versioning == S3META_VERSIONING_ENABLED ? "enabled" : "suspended");
+	s3_respond_empty(r, 200);
+}
+
 static void put_versioning_body(struct s3req *r, const struct s3body_digest *d)
 {
 	(void)d;
@@ -147,13 +183,7 @@ static void put_versioning_body(struct s3req *r, const struct s3body_digest *d)
 			 "The Versioning element must be specified as Enabled or Suspended.");
 		return;
 	}
-	int rc = s3meta_bucket_versioning_set(r->svc->meta, r->bucket, v);
-	if (rc != 0) {
-		s3_error_meta(r, rc);
-		return;
-	}
-	log_info("s3", "bucket %s versioning %s", r->bucket, v == S3META_VERSIONING_ENABLED ? "enabled" : "suspended");
-	s3_respond_empty(r, 200);
+	bucket_commit(r, S3COMMIT_BUCKET_VERSIONING, v, versioning_committed);
 }
 
 void s3op_put_bucket_versioning(struct s3req *r)

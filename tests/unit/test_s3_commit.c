@@ -783,6 +783,58 @@ TEST(s3_commit_mpu_create_and_abort)
 	env_close(&e);
 }
 
+/* Bucket writes are committer jobs too: in one group, each answers as its
+ * own call would, in order with the object writes around it. */
+TEST(s3_commit_bucket_writes)
+{
+	struct env e;
+	REQUIRE(env_open(&e));
+	done_count = 0;
+	struct s3commit_job j[7];
+	memset(j, 0, sizeof(j));
+	j[0] = (struct s3commit_job){ .kind = S3COMMIT_BUCKET_CREATE, .bucket = "newb", .owner = OWNER };
+	j[1] = (struct s3commit_job){ .kind = S3COMMIT_BUCKET_CREATE, .bucket = "newb", .owner = OWNER };
+	j[2] = (struct s3commit_job){ .kind = S3COMMIT_BUCKET_CREATE, .bucket = "newb", .owner = "someone-else" };
+	j[3] = (struct s3commit_job){ .kind = S3COMMIT_BUCKET_VERSIONING, .bucket = "newb",
+				      .versioning = S3META_VERSIONING_ENABLED };
+	put_job(&e, &j[4], "newb", "k", "object in the new bucket");
+	j[5] = (struct s3commit_job){ .kind = S3COMMIT_BUCKET_DELETE, .bucket = "newb" };
+	j[6] = (struct s3commit_job){ .kind = S3COMMIT_BUCKET_VERSIONING, .bucket = "missing",
+				      .versioning = S3META_VERSIONING_SUSPENDED };
+	REQUIRE(j[4].data);
+	s3commit_hold(e.c, true);
+	for (int i = 0; i < 7; i++) {
+		j[i].done = on_done;
+		REQUIRE(s3commit_submit(e.c, &j[i]) == 0);
+	}
+	s3commit_hold(e.c, false);
+	REQUIRE(wait_done(7));
+	CHECK_EQ_INT(j[0].rc, 0);
+	CHECK_EQ_INT(j[1].rc, -S3META_EBUCKETOWNED);
+	CHECK_EQ_INT(j[2].rc, -S3META_EBUCKETEXISTS);
+	CHECK_EQ_INT(j[3].rc, 0);
+	CHECK_EQ_INT(j[4].data_rc, 0);
+	CHECK_EQ_INT(j[4].rc, 0);
+	CHECK_EQ_INT(j[5].rc, -S3META_EBUCKETNOTEMPTY);
+	CHECK_EQ_INT(j[6].rc, -S3META_ENOSUCHBUCKET);
+	struct s3meta_bucket b;
+	REQUIRE(s3meta_bucket_head(e.meta, "newb", &b) == 0);
+	CHECK(strcmp(b.owner, OWNER) == 0);
+	CHECK_EQ_INT(b.versioning, S3META_VERSIONING_ENABLED);
+
+	/* An empty bucket goes; then it is gone. */
+	struct s3commit_job c = { .kind = S3COMMIT_BUCKET_CREATE, .bucket = "empty", .owner = OWNER,
+				  .done = on_done };
+	struct s3commit_job d = { .kind = S3COMMIT_BUCKET_DELETE, .bucket = "empty", .done = on_done };
+	REQUIRE(s3commit_submit(e.c, &c) == 0);
+	REQUIRE(s3commit_submit(e.c, &d) == 0);
+	REQUIRE(wait_done(9));
+	CHECK_EQ_INT(c.rc, 0);
+	CHECK_EQ_INT(d.rc, 0);
+	CHECK_EQ_INT(s3meta_bucket_head(e.meta, "empty", &b), -S3META_ENOSUCHBUCKET);
+	env_close(&e);
+}
+
 /* How much a write costs the committer in groups of 16 (no network, no
  * loops): build/unit_tests tool_s3_commit_cost. */
 TEST(tool_s3_commit_cost)
