@@ -7,7 +7,10 @@ num.network.threads=1, so the copy and the other requests share a thread):
     go made the first GET wait for all of it);
   - the copy's ETag is the source's and its bytes read back the same
     (sampled ranges), so the stepping lost nothing;
-  - an UploadPartCopy of the same source behaves the same way.
+  - an UploadPartCopy of the same source behaves the same way;
+  - a CopyObject whose source is deleted while it copies still completes
+    with the source's bytes (the copy holds its source's data: freeing it
+    waits for the last reader).
 The margins are wide for a noisy 2-core machine: a GET waits for about one
 copy step (8 MiB, some tens of ms), the limit is a third of the copy's time.
 Run alone: tests/integration/s3_copy_stall.py
@@ -141,7 +144,19 @@ def main():
         eq(res["r"].status, 200, "UploadPartCopy: %r" % res["r"])
         judge("UploadPartCopy", res, lat)
         eq(http(port, "DELETE", "/stall/mp", query=[("uploadId", uid)]).status, 204, "AbortMultipartUpload")
-        for k in ("big", "copy", "small"):
+
+        log("CopyObject while its source is deleted")
+        th, res = timed(lambda: slow(port, "PUT", "/stall/copy2", headers={"x-amz-copy-source": "/stall/big"}))
+        time.sleep(0.2)
+        check(th.is_alive(), "the copy ended within 0.2 s; the delete would not race it")
+        eq(http(port, "DELETE", "/stall/big").status, 204, "DELETE the source during the copy")
+        eq(http(port, "HEAD", "/stall/big").status, 404, "the source is gone for new requests")
+        th.join(300)
+        check(not th.is_alive(), "copy still running after 300 s")
+        eq(res["r"].status, 200, "CopyObject whose source was deleted meanwhile: %r" % res["r"])
+        eq(http(port, "HEAD", "/stall/copy2").header("etag"), etag, "that copy's ETag")
+        check_sampled(port, "/stall/copy2", "copy of a deleted source")
+        for k in ("big", "copy", "copy2", "small"):
             eq(http(port, "DELETE", "/stall/" + k).status, 204, "DELETE " + k)
 
 
