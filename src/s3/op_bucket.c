@@ -46,12 +46,7 @@ void s3op_list_buckets(struct s3req *r)
 static void bucket_commit(struct s3req *r, enum s3commit_kind kind, enum s3meta_versioning v,
 			  void (*done)(struct s3req *r, struct s3commit_job *j))
 {
-	struct s3commit_job *j = xcalloc(1, sizeof(*j));
-	r->ops = j;
-	r->op_free = s3_ops_free;
-	j->kind = kind;
-	j->bucket = r->bucket;
-	j->owner = r->user;
+	struct s3commit_job *j = s3_commit_job_new(r, kind);
 	j->versioning = v;
 	s3_commit(r, j, done);
 }

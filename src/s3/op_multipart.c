@@ -509,12 +509,7 @@ static void complete_body(struct s3req *r, const struct s3body_digest *d)
 	}
 	size_t nparts = m.nparts;
 	s3_complete_mpu_free(&m);
-	struct s3commit_job *j = xcalloc(1, sizeof(*j));
-	r->ops = j;
-	r->op_free = s3_ops_free;
-	j->kind = S3COMMIT_COMPLETE;
-	j->bucket = r->bucket;
-	j->key = r->key;
+	struct s3commit_job *j = s3_commit_job_new(r, S3COMMIT_COMPLETE);
 	j->upload_id = upload_id(r);
 	j->parts = refs;
 	j->nparts = nparts;
@@ -546,12 +541,7 @@ void s3op_abort_multipart_upload(struct s3req *r)
 {
 	if (!s3_bucket_check(r))
 		return;
-	struct s3commit_job *j = xcalloc(1, sizeof(*j));
-	r->ops = j;
-	r->op_free = s3_ops_free;
-	j->kind = S3COMMIT_MPU_ABORT;
-	j->bucket = r->bucket;
-	j->key = r->key;
+	struct s3commit_job *j = s3_commit_job_new(r, S3COMMIT_MPU_ABORT);
 	j->upload_id = upload_id(r);
 	s3_commit(r, j, abort_committed);
 }

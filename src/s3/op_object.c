@@ -704,14 +704,8 @@ void s3op_delete_object(struct s3req *r)
 	const char *vid;
 	if (!s3_bucket_check(r) || !version_param(r, &vid))
 		return;
-	struct s3commit_job *j = xcalloc(1, sizeof(*j));
-	r->ops = j;
-	r->op_free = s3_ops_free;
-	j->kind = S3COMMIT_DELETE;
-	j->bucket = r->bucket;
-	j->key = r->key;
+	struct s3commit_job *j = s3_commit_job_new(r, S3COMMIT_DELETE);
 	j->version_id = vid;
-	j->owner = r->user;
 	s3_commit(r, j, delete_committed);
 }
 

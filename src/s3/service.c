@@ -1100,6 +1100,18 @@ static void commit_done(struct s3commit_job *j)
 	r->on_commit(r, j);
 }
 
+struct s3commit_job *s3_commit_job_new(struct s3req *r, enum s3commit_kind kind)
+{
+	struct s3commit_job *j = xcalloc(1, sizeof(*j));
+	r->ops = j;
+	r->op_free = s3_ops_free;
+	j->kind = kind;
+	j->bucket = r->bucket;
+	j->key = r->key;
+	j->owner = r->user;
+	return j;
+}
+
 void s3_commit(struct s3req *r, struct s3commit_job *j, void (*on_commit)(struct s3req *r, struct s3commit_job *j))
 {
 	j->loop = r->h->loop;

@@ -32,6 +32,7 @@
 #include "http/server.h"
 #include "s3/auth.h"
 #include "s3/checksum.h"
+#include "s3/commit.h"
 #include "s3/chunked.h"
 #include "s3/xml.h"
 #include "s3meta/s3meta.h"
@@ -204,6 +205,9 @@ void s3_locs_release(struct s3svc *svc, struct s3meta_locs *l);
  * Refused while the service shuts down: answered 503 here (and j's data
  * put aborted). */
 void s3_commit(struct s3req *r, struct s3commit_job *j, void (*on_commit)(struct s3req *r, struct s3commit_job *j));
+/* A zeroed job of this kind on the request's bucket, key and user (owner),
+ * kept in r->ops and freed with the request. */
+struct s3commit_job *s3_commit_job_new(struct s3req *r, enum s3commit_kind kind);
 /* The start of a data-writing job's answer in on_commit: false, and the
  * request answered (500 for the data commit, the metadata error
  * otherwise), if either commit failed; the committer already freed the
